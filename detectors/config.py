@@ -1,0 +1,177 @@
+"""Typed detector settings and their parsing from a plain mapping (the TOML tables).
+
+Parsing is pure: the entry points read the file and the environment, then call
+``DetectorConfig.from_mapping``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from schemas.errors import ConfigError
+
+US_PER_S = 1_000_000
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
+_UNITS = {"us": 1, "ms": 1_000, "s": US_PER_S, "m": 60 * US_PER_S, "h": 3600 * US_PER_S,
+          "d": 86_400 * US_PER_S}
+
+
+def parse_duration(value: Any, name: str) -> int:
+    """Parses a duration into microseconds.
+
+    Args:
+        value: Seconds as a number, or a string such as ``"30s"``, ``"10m"``, ``"90d"``.
+        name: The setting's dotted name, for the error message.
+
+    Returns:
+        The duration in microseconds.
+
+    Raises:
+        ConfigError: The value is not a non-negative duration.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a duration such as '30s', got {value!r}", key=name)
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative", key=name)
+        return int(value * US_PER_S)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return int(float(m.group(1)) * _UNITS[m.group(2) or "s"])
+    raise ConfigError(f"{name} must be a duration such as '30s', '10m', '90d', got {value!r}",
+                      key=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A token-bucket usage plan: ``rate`` requests per second, capacity ``burst``."""
+
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Every setting the detectors read. Times are microseconds."""
+
+    allowed_lateness: int = 30 * US_PER_S
+    dedup_horizon: int = 600 * US_PER_S
+    dedup_window: int = 3600 * US_PER_S
+    roles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({
+        "getOrderAddress": "pii",
+        "getOrderBuyerInfo": "pii",
+        "getOrderItemsBuyerInfo": "pii",
+        "createRestrictedDataToken": "pii",
+        "getReport": "reports",
+        "getReportDocument": "reports",
+        "createReport": "reports",
+    }))
+    link_horizon: int = 86_400 * US_PER_S
+    throttle_window: int = 3600 * US_PER_S
+    min_excess_calls: int = 5
+    plans: Mapping[str, Plan] = field(default_factory=lambda: MappingProxyType({
+        "getOrders": Plan(0.0167, 20),
+        "getOrder": Plan(0.5, 30),
+        "getOrderItems": Plan(0.5, 30),
+        "createRestrictedDataToken": Plan(1.0, 10),
+        "getListingsRestrictions": Plan(5.0, 10),
+    }))
+    default_plan: Plan = Plan(1.0, 10)
+    dormant_after: int = 90 * 86_400 * US_PER_S
+    warn_after: int = 60 * 86_400 * US_PER_S
+    sample_size: int = 10
+
+    def plan_for(self, operation: str) -> Plan:
+        """Returns the usage plan of an operation, or the default plan."""
+        return self.plans.get(operation, self.default_plan)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> DetectorConfig:
+        """Builds the settings from the config file's tables.
+
+        Args:
+            data: The parsed TOML document (only the detector tables are read:
+                ``time``, ``alerts``, ``roles``, ``throttle``, ``dormant``).
+
+        Returns:
+            The settings, defaults filled in.
+
+        Raises:
+            ConfigError: A value has the wrong type or range, or a key is unknown.
+        """
+        base = cls()
+        out: dict[str, Any] = {}
+        time = _table(data, "time", {"allowed_lateness", "dedup_horizon"})
+        for key in ("allowed_lateness", "dedup_horizon"):
+            if key in time:
+                out[key] = parse_duration(time[key], f"time.{key}")
+        alerts = _table(data, "alerts", {"dedup_window", "sample_size"})
+        if "dedup_window" in alerts:
+            out["dedup_window"] = parse_duration(alerts["dedup_window"], "alerts.dedup_window")
+        if "sample_size" in alerts:
+            out["sample_size"] = _positive_int(alerts["sample_size"], "alerts.sample_size")
+        if "roles" in data:
+            roles = data["roles"]
+            if not isinstance(roles, Mapping) or not all(
+                isinstance(v, str) and v for v in roles.values()
+            ):
+                raise ConfigError("roles must map operation names to role names", key="roles")
+            out["roles"] = MappingProxyType(dict(roles))
+        thr = _table(data, "throttle", {"link_horizon", "window", "min_excess_calls", "plans",
+                                        "default_plan"})
+        if "link_horizon" in thr:
+            out["link_horizon"] = parse_duration(thr["link_horizon"], "throttle.link_horizon")
+        if "window" in thr:
+            out["throttle_window"] = parse_duration(thr["window"], "throttle.window")
+        if "min_excess_calls" in thr:
+            out["min_excess_calls"] = _positive_int(thr["min_excess_calls"],
+                                                    "throttle.min_excess_calls")
+        if "plans" in thr:
+            plans = thr["plans"]
+            if not isinstance(plans, Mapping):
+                raise ConfigError("throttle.plans must be a table", key="throttle.plans")
+            out["plans"] = MappingProxyType(
+                {op: _plan(p, f"throttle.plans.{op}") for op, p in plans.items()})
+        if "default_plan" in thr:
+            out["default_plan"] = _plan(thr["default_plan"], "throttle.default_plan")
+        dormant = _table(data, "dormant", {"dormant_after", "warn_after"})
+        for key in ("dormant_after", "warn_after"):
+            if key in dormant:
+                out[key] = parse_duration(dormant[key], f"dormant.{key}")
+        cfg = cls(**{**{f: getattr(base, f) for f in cls.__dataclass_fields__}, **out})
+        if cfg.warn_after and cfg.warn_after >= cfg.dormant_after:
+            raise ConfigError("dormant.warn_after must be shorter than dormant.dormant_after",
+                              key="dormant.warn_after")
+        return cfg
+
+
+def _table(data: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{name}] must be a table", key=name)
+    unknown = set(table) - keys
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}",
+                          key=name)
+    return table
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}", key=name)
+    return value
+
+
+def _plan(value: Any, name: str) -> Plan:
+    if not isinstance(value, Mapping) or set(value) != {"rate", "burst"}:
+        raise ConfigError(f"{name} must be a table with rate and burst", key=name)
+    rate, burst = value["rate"], value["burst"]
+    for v in (rate, burst):
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise ConfigError(f"{name}: rate and burst must be positive numbers", key=name)
+    return Plan(float(rate), float(burst))

@@ -1,0 +1,122 @@
+"""dormant_key: keys without a successful call for 90 days, and their later use.
+
+State key ``D|key``. The timer ``_t`` is rescheduled lazily: a successful call only moves
+the clock, and a timer that fires early re-arms itself at the real due time.
+"""
+
+from __future__ import annotations
+
+from detectors.alerts import SEP, occur
+from detectors.config import DetectorConfig
+from detectors.engine import Item, Output, State
+from schemas.records import format_ts
+
+NAME = "dormant_key"
+_DAY = 86_400_000_000
+
+
+class Dormant:
+    """Tracks each key's clock (creation, rotation, last success) and its life cycle.
+
+    Args:
+        config: Gives ``dormant_after`` and ``warn_after`` (0 turns warnings off).
+    """
+
+    prefix = "D"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.after = config.dormant_after
+        self.warn = config.warn_after
+
+    def _due(self, state: State) -> int | None:
+        if state["st"] != "active":
+            return None
+        if self.warn and not state["warned"]:
+            return int(state["clock"] + self.warn)
+        return int(state["clock"] + self.after)
+
+    def _arm(self, state: State) -> State:
+        # keep an earlier timer: it re-arms itself when it fires
+        due = self._due(state)
+        if due is None:
+            state["_t"] = None
+        elif state.get("_t") is None or state["_t"] > due:
+            state["_t"] = due
+        return state
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Applies a key event (``k``) or a call (``c``)."""
+        ts = item[0]
+        payload = item[4]
+        if payload[0] == "k":
+            _, action, developer = payload
+            if state is None:
+                state = {"dev": developer, "clock": ts, "ok": None, "st": "active",
+                         "warned": False, "_t": None}
+            elif state["st"] == "revoked":
+                return state
+            state["dev"] = developer
+            if action in ("revoked", "deleted"):
+                state["st"] = "revoked"
+                state["_t"] = None
+                return state
+            state["clock"] = max(state["clock"], ts)
+            state["st"] = "active"
+            state["warned"] = False
+            return self._arm(state)
+        _, developer, status = payload
+        ok = 200 <= status < 300
+        if state is None:
+            state = {"dev": developer, "clock": ts, "ok": ts if ok else None, "st": "active",
+                     "warned": False, "_t": None}
+            return self._arm(state)
+        if state["st"] == "revoked":
+            self._occur(out, item, key, state, "revoked_key_used", status=status)
+            return state
+        if state["st"] == "dormant":
+            self._occur(out, item, key, state, "reactivated", status=status)
+            if not ok:
+                return state
+            state["st"] = "active"
+            state["warned"] = False
+        if ok:
+            state["ok"] = ts
+            state["clock"] = max(state["clock"], ts)
+        return self._arm(state)
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Emits the warning or the dormancy due now, or re-arms at the real due time."""
+        real = self._due(state)
+        state["_t"] = None
+        if real is None:
+            return state
+        if real > due:
+            state["_t"] = real
+            return state
+        item: Item = (due, -1, f"due{SEP}{due}", key, None)
+        if self.warn and not state["warned"]:
+            state["warned"] = True
+            self._occur(out, item, key, state, "dormant_warning")
+        else:
+            state["st"] = "dormant"
+            self._occur(out, item, key, state, "dormant")
+        return self._arm(state)
+
+    def _occur(self, out: Output, item: Item, key: str, state: State, reason: str,
+               status: int | None = None) -> None:
+        evidence: dict[str, object] = {
+            "last_success": None if state["ok"] is None else format_ts(state["ok"]),
+            "idle_days": (item[0] - state["clock"]) // _DAY,
+        }
+        if status is not None:
+            evidence["status"] = status
+        occur(
+            out,
+            item,
+            NAME,
+            reason,
+            {"key_id": key.split(SEP, 1)[1], "developer_id": state["dev"]},
+            oid=item[2],
+            first_seen=state["clock"] if status is None else item[0],
+            evidence=evidence,
+        )

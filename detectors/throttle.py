@@ -1,0 +1,175 @@
+"""throttle_circumvention: linked developer accounts sharing one seller's quota.
+
+Two steps. ``Links`` (state key ``L|address``) sees every call by source address and
+forwards it with the accounts it links to. ``SharedQuota`` (state key
+``T|region|seller|operation``) keeps those links, finds the calling account's group and
+runs the group's calls through one token bucket.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from detectors.alerts import SEP, occur
+from detectors.config import DetectorConfig
+from detectors.engine import Item, Output, State
+
+NAME = "throttle_circumvention"
+_US = 1_000_000
+
+
+class Links:
+    """Links accounts that call from one address within ``link_horizon``.
+
+    Args:
+        config: Gives ``link_horizon``.
+    """
+
+    prefix = "L"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.horizon = config.link_horizon
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Forwards the call to its scope with the accounts it links to."""
+        ts = item[0]
+        developer, region, seller, operation, status = item[4]
+        if state is None:
+            state = {"devs": {}, "_t": ts + self.horizon + 1}
+        devs: dict[str, int] = state["devs"]
+        since = ts - self.horizon
+        links = sorted(d for d, last in devs.items() if d != developer and last >= since)
+        devs[developer] = max(devs.get(developer, ts), ts)
+        address = key.split(SEP, 1)[1]
+        scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
+        out.forwards.append((ts, item[1], item[2], scope, [developer, status, address, links]))
+        return state
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Forgets accounts not seen within the horizon; drops the key when none is left."""
+        since = due - self.horizon - 1
+        devs = {d: last for d, last in state["devs"].items() if last > since}
+        if not devs:
+            return None
+        state["devs"] = devs
+        state["_t"] = max(devs.values()) + self.horizon + 1
+        return state
+
+
+class SharedQuota:
+    """Runs the calls of each linked group of accounts through one shared bucket.
+
+    Args:
+        config: Gives plans, ``link_horizon``, ``throttle_window``, ``min_excess_calls``.
+    """
+
+    prefix = "T"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.horizon = config.link_horizon
+        self.window = config.throttle_window
+        self.min_excess = config.min_excess_calls
+        self.keep = max(self.horizon, self.window)
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Adds the call's links, then charges the call to its group's bucket."""
+        ts = item[0]
+        developer, status, address, links = item[4]
+        if state is None:
+            state = {"edges": {}, "groups": {}, "_t": ts + self.keep + 1}
+        edges: dict[str, int] = state["edges"]
+        for other in links:
+            edges[_pair(developer, other)] = ts
+        group = self._group(edges, developer, ts - self.horizon)
+        if len(group) < 2:
+            return state
+        _, region, seller, operation = key.split(SEP)
+        plan = self.config.plan_for(operation)
+        gkey = SEP.join(group)
+        groups: dict[str, Any] = state["groups"]
+        g = groups.get(gkey)
+        if g is None:
+            g = {"tokens": self._start_tokens(groups, set(group), ts, plan.rate, plan.burst),
+                 "at": ts, "calls": [], "excess": [], "addr": {}}
+            groups[gkey] = g
+        else:
+            g["tokens"] = min(plan.burst, g["tokens"] + plan.rate * (ts - g["at"]) / _US)
+            g["at"] = ts
+        since = ts - self.window
+        g["calls"] = [c for c in g["calls"] if c[0] > since]
+        g["calls"].append([ts, developer])
+        if links:
+            g["addr"][address] = ts
+        if status == 429:
+            return state
+        if g["tokens"] >= 1:
+            g["tokens"] -= 1
+            return state
+        g["excess"] = [t for t in g["excess"] if t > since]
+        g["excess"].append(ts)
+        if len(g["excess"]) >= self.min_excess:
+            occur(
+                out,
+                item,
+                NAME,
+                "shared_quota",
+                {"region": region, "seller_id": seller, "operation": operation,
+                 "developer_ids": list(group)},
+                oid=item[2],
+                first_seen=g["excess"][0],
+                evidence={
+                    "calls_per_account": dict(sorted(Counter(d for _, d in g["calls"]).items())),
+                    "excess_calls": len(g["excess"]),
+                    "plan": {"rate": plan.rate, "burst": plan.burst},
+                    "shared_addresses": sorted(g["addr"])[: self.config.sample_size],
+                },
+            )
+        return state
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Drops expired links, full buckets and old calls; the key when nothing is left."""
+        now = due - 1
+        plan = self.config.plan_for(key.rsplit(SEP, 1)[1])
+        state["edges"] = {p: t for p, t in state["edges"].items() if t >= now - self.horizon}
+        groups = {}
+        for gkey, g in state["groups"].items():
+            refilled = g["tokens"] + plan.rate * (now - g["at"]) / _US
+            # a bucket that has refilled is the same as a new one: nothing to keep
+            if refilled < plan.burst or any(t > now - self.window for t in g["excess"]):
+                groups[gkey] = g
+        state["groups"] = groups
+        if not state["edges"] and not groups:
+            return None
+        latest = max([*state["edges"].values(), *(g["at"] for g in groups.values())])
+        state["_t"] = max(latest + self.keep + 1, due + 1)
+        return state
+
+    def _group(self, edges: dict[str, int], start: str, since: int) -> tuple[str, ...]:
+        alive: dict[str, list[str]] = {}
+        for pair, t in edges.items():
+            if t >= since:
+                a, b = pair.split(SEP)
+                alive.setdefault(a, []).append(b)
+                alive.setdefault(b, []).append(a)
+        seen = {start}
+        todo = [start]
+        while todo:
+            for nxt in alive.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return tuple(sorted(seen))
+
+    def _start_tokens(self, groups: dict[str, Any], members: set[str], ts: int,
+                      rate: float, burst: float) -> float:
+        tokens = burst
+        for gkey, g in groups.items():
+            if members.intersection(gkey.split(SEP)):
+                tokens = min(tokens, g["tokens"] + rate * (ts - g["at"]) / _US)
+        return min(tokens, burst)
+
+
+def _pair(a: str, b: str) -> str:
+    return f"{a}{SEP}{b}" if a < b else f"{b}{SEP}{a}"

@@ -1,0 +1,63 @@
+"""unauthorized_seller_access: calls for sellers without an active, sufficient grant.
+
+State key ``U|app|seller``; the state is the latest authorization in event order.
+"""
+
+from __future__ import annotations
+
+from detectors.alerts import SEP, occur
+from detectors.config import DetectorConfig
+from detectors.engine import Item, Output, State
+
+NAME = "unauthorized_seller_access"
+
+
+class Unauthorized:
+    """Judges each api_call against the grant of (app, seller) active at its time.
+
+    Args:
+        config: Gives the restricted-role catalog.
+    """
+
+    prefix = "U"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.roles = config.roles
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Applies an authorization (``g``/``r``) or judges a call (``c``)."""
+        payload = item[4]
+        tag = payload[0]
+        if tag == "g":
+            return {"a": "g", "roles": payload[1], "x": payload[2]}
+        if tag == "r":
+            return {"a": "r"}
+        _, developer, operation, status = payload
+        required = self.roles.get(operation)
+        if state is None:
+            reason = "no_grant"
+        elif state["a"] == "r":
+            reason = "revoked"
+        elif state["x"] is not None and state["x"] <= item[0]:
+            reason = "expired"
+        elif required is not None and required not in state["roles"]:
+            reason = "missing_role"
+        else:
+            return state
+        _, app, seller = key.split(SEP)
+        occur(
+            out,
+            item,
+            NAME,
+            reason,
+            {"app_id": app, "seller_id": seller, "developer_id": developer},
+            oid=item[2],
+            evidence={"required_role": required} if reason == "missing_role" else None,
+            counters={"calls": 1, "succeeded": 1 if 200 <= status < 300 else 0},
+            distinct={"operations": operation},
+        )
+        return state
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Never called: this detector sets no timers."""
+        return state

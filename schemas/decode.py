@@ -1,0 +1,261 @@
+"""Decode and validate one log record: the runtime twin of the JSON Schema files.
+
+``decode_line`` accepts exactly what ``schemas/json/*.schema.json`` accept; a test feeds
+the same cases through both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from schemas.errors import BadRecord
+from schemas.records import (
+    AUTH_ACTIONS,
+    KEY_ACTIONS,
+    REGIONS,
+    VIEWER_TYPES,
+    ApiCall,
+    Authorization,
+    DataAccess,
+    KeyEvent,
+    Record,
+    parse_ts,
+)
+
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+_ip_cache: dict[str, bool] = {}
+
+
+def _missing(name: str) -> BadRecord:
+    return BadRecord("missing_field", f"required field {name!r} is missing")
+
+
+def _wrong(name: str, want: str, value: Any) -> BadRecord:
+    return BadRecord("wrong_type", f"field {name!r} must be {want}, got {type(value).__name__}")
+
+
+def _req_str(obj: dict[str, Any], name: str) -> str:
+    try:
+        value = obj[name]
+    except KeyError:
+        raise _missing(name) from None
+    if type(value) is not str:
+        raise _wrong(name, "a string", value)
+    if not value:
+        raise BadRecord("bad_value", f"field {name!r} must not be empty")
+    return value
+
+
+def _opt_str(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if name in obj:
+            raise _wrong(name, "a string", value)
+        return None
+    if type(value) is not str:
+        raise _wrong(name, "a string", value)
+    return value
+
+
+def _enum(obj: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+    value = _req_str(obj, name)
+    if value not in allowed:
+        raise BadRecord("bad_value", f"field {name!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _str_list(obj: dict[str, Any], name: str, *, required: bool) -> tuple[str, ...]:
+    value = obj.get(name)
+    if value is None:
+        if name in obj:
+            raise _wrong(name, "an array of strings", value)
+        if required:
+            raise _missing(name)
+        return ()
+    if type(value) is not list:
+        raise _wrong(name, "an array of strings", value)
+    for item in value:
+        if type(item) is not str:
+            raise _wrong(name, "an array of strings", item)
+    if required and not value:
+        raise BadRecord("bad_value", f"field {name!r} must not be empty")
+    return tuple(value)
+
+
+def _timestamp(obj: dict[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        if name in obj:
+            raise _wrong(name, "an RFC 3339 string", value)
+        if required:
+            raise _missing(name)
+        return None
+    if type(value) is not str:
+        raise _wrong(name, "an RFC 3339 string", value)
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise BadRecord("bad_timestamp", f"field {name!r}: {exc}") from None
+
+
+def _ip(obj: dict[str, Any], name: str) -> str:
+    value = _req_str(obj, name)
+    ok = _ip_cache.get(value)
+    if ok is None:
+        try:
+            ipaddress.ip_address(value)
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_ip_cache) > 100_000:
+            _ip_cache.clear()
+        _ip_cache[value] = ok
+    if not ok:
+        raise BadRecord("bad_value", f"field {name!r} must be an IPv4 or IPv6 address")
+    return value
+
+
+def _api_call(obj: dict[str, Any], event_id: str, ts: int) -> ApiCall:
+    status = obj.get("status")
+    if status is None:
+        raise _missing("status") if "status" not in obj else _wrong("status", "an integer", None)
+    if type(status) is not int:
+        raise _wrong("status", "an integer", status)
+    if not 100 <= status <= 599:
+        raise BadRecord("bad_value", "field 'status' must be between 100 and 599")
+    latency = obj.get("latency_ms")
+    if latency is not None or "latency_ms" in obj:
+        if type(latency) not in (int, float):
+            raise _wrong("latency_ms", "a number", latency)
+        if latency < 0:
+            raise BadRecord("bad_value", "field 'latency_ms' must be >= 0")
+    return ApiCall(
+        event_id=event_id,
+        ts=ts,
+        region=_enum(obj, "region", REGIONS),
+        developer_id=_req_str(obj, "developer_id"),
+        app_id=_req_str(obj, "app_id"),
+        key_id=_req_str(obj, "key_id"),
+        seller_id=_req_str(obj, "seller_id"),
+        operation=_req_str(obj, "operation"),
+        status=status,
+        source_ip=_ip(obj, "source_ip"),
+        resource_ids=_str_list(obj, "resource_ids", required=False),
+        user_agent=_opt_str(obj, "user_agent"),
+        latency_ms=latency,
+    )
+
+
+def _authorization(obj: dict[str, Any], event_id: str, ts: int) -> Authorization:
+    return Authorization(
+        event_id=event_id,
+        ts=ts,
+        app_id=_req_str(obj, "app_id"),
+        seller_id=_req_str(obj, "seller_id"),
+        action=_enum(obj, "action", AUTH_ACTIONS),
+        roles=_str_list(obj, "roles", required=False),
+        expires_at=_timestamp(obj, "expires_at", required=False),
+        developer_id=_opt_str(obj, "developer_id"),
+    )
+
+
+def _data_access(obj: dict[str, Any], event_id: str, ts: int) -> DataAccess:
+    viewer_type = _enum(obj, "viewer_type", VIEWER_TYPES)
+    if viewer_type == "seller_user":
+        viewer_seller = _req_str(obj, "viewer_seller_id")
+    else:
+        viewer_seller = _opt_str(obj, "viewer_seller_id")
+    return DataAccess(
+        event_id=event_id,
+        ts=ts,
+        app_id=_req_str(obj, "app_id"),
+        resource_ids=_str_list(obj, "resource_ids", required=True),
+        viewer_type=viewer_type,
+        viewer_id=_req_str(obj, "viewer_id"),
+        viewer_seller_id=viewer_seller,
+        channel=_opt_str(obj, "channel"),
+    )
+
+
+def _key_event(obj: dict[str, Any], event_id: str, ts: int) -> KeyEvent:
+    return KeyEvent(
+        event_id=event_id,
+        ts=ts,
+        key_id=_req_str(obj, "key_id"),
+        developer_id=_req_str(obj, "developer_id"),
+        action=_enum(obj, "action", KEY_ACTIONS),
+        app_id=_opt_str(obj, "app_id"),
+    )
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any], str, int], Record]] = {
+    "api_call": _api_call,
+    "authorization": _authorization,
+    "data_access": _data_access,
+    "key_event": _key_event,
+}
+
+
+def validate_object(obj: Any) -> Record:
+    """Validates a decoded JSON value against the contract.
+
+    Args:
+        obj: The value ``orjson.loads`` produced.
+
+    Returns:
+        The typed record.
+
+    Raises:
+        BadRecord: The value breaks the contract; ``reason`` says how.
+    """
+    if type(obj) is not dict:
+        raise BadRecord("not_object", f"a record must be a JSON object, got {type(obj).__name__}")
+    event_id = _req_str(obj, "event_id")
+    if len(event_id) > 128:
+        raise BadRecord("bad_value", "field 'event_id' must be at most 128 characters")
+    kind = obj.get("kind")
+    if kind is None and "kind" not in obj:
+        raise _missing("kind")
+    if type(kind) is not str:
+        raise _wrong("kind", "a string", kind)
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        raise BadRecord("unknown_kind", f"unknown record kind {kind[:64]!r}")
+    version = obj.get("schema_version", 1)
+    if type(version) is not int:
+        raise _wrong("schema_version", "an integer", version)
+    if version != 1:
+        raise BadRecord("bad_value", f"unsupported schema_version {version} (this is version 1)")
+    ts = _timestamp(obj, "ts")
+    assert ts is not None
+    return builder(obj, event_id, ts)
+
+
+def decode_line(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Record:
+    """Decodes one JSON Lines record.
+
+    Args:
+        raw: The line, without or with its trailing newline.
+        max_bytes: Lines longer than this are rejected unread.
+
+    Returns:
+        The typed record.
+
+    Raises:
+        BadRecord: Not UTF-8, not JSON, too large, or breaks the contract.
+    """
+    if len(raw) > max_bytes:
+        raise BadRecord("too_large", f"record of {len(raw)} bytes exceeds {max_bytes} bytes")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise BadRecord("invalid_utf8", f"not UTF-8: {uexc.reason} at byte {uexc.start}") from None
+        raise BadRecord("invalid_json", f"not JSON: {exc}") from None
+    return validate_object(obj)

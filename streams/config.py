@@ -1,0 +1,178 @@
+"""The one config file (TOML) plus environment overrides, read at entry points only.
+
+Environment overrides: ``AUPWATCH_<TABLE>__<KEY>=value`` (``__`` between levels), the
+value read as a TOML value when it parses as one, else as a string. For example
+``AUPWATCH_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``AUPWATCH_TIME__ALLOWED_LATENESS=60s``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from detectors.config import DetectorConfig, parse_duration
+from schemas.decode import DEFAULT_MAX_RECORD_BYTES
+from schemas.errors import ConfigError
+
+ENV_PREFIX = "AUPWATCH_"
+DETECTOR_TABLES = ("time", "alerts", "roles", "throttle", "dormant")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the worker reads and writes, and how it authenticates."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    input_topic: str = "aupwatch-logs"
+    alerts_topic: str = "aupwatch-alerts"
+    dead_letter_topic: str = "aupwatch-dead-letters"
+    group_id: str = "aupwatch"
+    partitions: int = 4
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Batching, checkpointing and idleness of a worker. Times are seconds."""
+
+    batch_size: int = 1000
+    batch_within: float = 0.2
+    checkpoint_interval: float = 2.0
+    idle_timeout: float = 10.0
+    internal_batch: int = 2000
+    data_dir: str = "var/worker"
+    uvloop: bool = True
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Metrics endpoint and the optional Alertmanager sink."""
+
+    metrics_port: int = 0
+    metrics_addr: str = "0.0.0.0"
+    alertmanager_url: str = ""
+    alertmanager_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything an entry point needs."""
+
+    detectors: DetectorConfig = field(default_factory=DetectorConfig)
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Reads the config file (if any) and applies environment overrides.
+
+    Args:
+        path: A TOML file; None means built-in defaults (or ``AUPWATCH_CONFIG``).
+        environ: The environment to read overrides from (default ``os.environ``).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: The file cannot be read or a value is invalid.
+    """
+    env = os.environ if environ is None else environ
+    path = path or env.get("AUPWATCH_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file: {exc.strerror}", path=str(path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file is not valid TOML: {exc}", path=str(path)) from None
+    _apply_env(data, env)
+    return build_config(data)
+
+
+def build_config(data: Mapping[str, Any]) -> AppConfig:
+    """Validates a parsed config document.
+
+    Args:
+        data: The TOML document as a mapping.
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ConfigError: Unknown tables or keys, or invalid values.
+    """
+    known = {*DETECTOR_TABLES, "input", "kafka", "worker", "monitor"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown config table(s): {', '.join(sorted(unknown))}")
+    detectors = DetectorConfig.from_mapping({k: data[k] for k in DETECTOR_TABLES if k in data})
+    inp = data.get("input", {})
+    max_bytes = inp.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES)
+    if set(inp) - {"max_record_bytes"}:
+        raise ConfigError("unknown setting(s) in [input]", key="input")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise ConfigError("input.max_record_bytes must be an integer >= 1024",
+                          key="input.max_record_bytes")
+    return AppConfig(
+        detectors=detectors,
+        max_record_bytes=max_bytes,
+        kafka=_section(KafkaSettings, data.get("kafka", {}), "kafka"),
+        worker=_section(WorkerSettings, data.get("worker", {}), "worker"),
+        monitor=_section(MonitorSettings, data.get("monitor", {}), "monitor"),
+    )
+
+
+def _section(cls: Any, table: Any, name: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{name}] must be a table", key=name)
+    types = {f.name: f.type for f in fields(cls)}
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in types:
+            raise ConfigError(f"unknown setting {name}.{key}", key=f"{name}.{key}")
+        want = type(getattr(defaults, key))
+        if want is float and isinstance(value, str):
+            value = parse_duration(value, f"{name}.{key}") / 1_000_000
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not want:
+            raise ConfigError(f"{name}.{key} must be of type {want.__name__}, got {value!r}",
+                              key=f"{name}.{key}")
+        if want in (int, float) and value < 0:
+            raise ConfigError(f"{name}.{key} must not be negative", key=f"{name}.{key}")
+        values[key] = value
+    return cls(**values)
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "AUPWATCH_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment override {name} does not fit the config",
+                                  key=name)
+        node[path[-1]] = value

@@ -1,0 +1,266 @@
+"""Offline replay: historical log files through the detectors, no Kafka needed."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from detectors.pipeline import Pipeline
+from schemas.decode import decode_line
+from schemas.errors import BadRecord, UsageError
+from streams.config import AppConfig
+
+log = logging.getLogger(__name__)
+STEP_EVERY = 4096
+
+
+@dataclass
+class Summary:
+    """What a replay read and produced."""
+
+    records: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    blank_lines: int = 0
+    late: int = 0
+    duplicates: int = 0
+    unowned: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    alert_versions: int = 0
+    seconds: float = 0.0
+
+    def render(self) -> str:
+        """Formats the summary for stderr."""
+        rate = self.records / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"records: {self.records} read in {self.seconds:.2f} s ({rate:,.0f} records/s)",
+            "  by kind: " + _fmt(self.by_kind),
+            f"  late: {self.late}, duplicate items dropped: {self.duplicates}, "
+            f"blank lines: {self.blank_lines}, accesses to unowned resources: {self.unowned}",
+            f"dead letters: {sum(self.dead_letters.values())}"
+            + (" (" + _fmt(self.dead_letters) + ")" if self.dead_letters else ""),
+            f"alerts: {sum(self.alerts.values())}"
+            + (" (" + _fmt(self.alerts) + ")" if self.alerts else "")
+            + f", versions emitted: {self.alert_versions}",
+        ]
+        return "\n".join(lines)
+
+
+def _fmt(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+
+def open_input(path: str) -> tuple[IO[bytes], int | None]:
+    """Opens ``-`` (stdin), a ``.gz`` file or a plain file for binary line reading.
+
+    Returns:
+        The stream and its compressed size in bytes when known (for progress).
+
+    Raises:
+        UsageError: The file cannot be opened.
+    """
+    if path == "-":
+        return sys.stdin.buffer, None
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        raw = p.open("rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", path=path) from None
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb"), size  # type: ignore[return-value]
+    return raw, size
+
+
+class Replay:
+    """Feeds records to the in-process pipeline and routes alerts and dead letters.
+
+    Args:
+        config: The application config.
+        on_alert: Called with each alert version as it is emitted.
+        on_dead_letter: Called with each dead letter.
+        metrics: Optional ``streams.metrics.Metrics`` to update.
+    """
+
+    def __init__(
+        self,
+        config: AppConfig,
+        on_alert: Callable[[dict[str, Any]], None],
+        on_dead_letter: Callable[[dict[str, Any]], None],
+        metrics: Any = None,
+    ) -> None:
+        self.config = config
+        self.pipeline = Pipeline(config.detectors)
+        self.on_alert = on_alert
+        self.on_dead_letter = on_dead_letter
+        self.metrics = metrics
+        self.summary = Summary()
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._since_step = 0
+
+    def lines(self, path: str, progress: Callable[[int], None] | None = None) -> Iterator[
+            tuple[int, bytes]]:
+        """Yields (line number, line) of one input, reporting bytes read to ``progress``."""
+        stream, _ = open_input(path)
+        raw = getattr(stream, "fileobj", stream)
+        try:
+            for n, line in enumerate(stream, 1):
+                yield n, line
+                if progress is not None and n % 8192 == 0:
+                    progress(raw.tell() if raw.seekable() else 0)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise UsageError(f"cannot read {path}: {exc}", path=path) from None
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def feed_file(self, path: str, progress: Callable[[int], None] | None = None) -> None:
+        """Reads one file (or ``-``) to its end."""
+        max_bytes = self.config.max_record_bytes
+        feed = self.pipeline.feed
+        summary = self.summary
+        by_kind = summary.by_kind
+        for n, line in self.lines(path, progress):
+            if line.endswith(b"\n"):
+                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+            if not line.strip():
+                summary.blank_lines += 1
+                continue
+            try:
+                rec = decode_line(line, max_bytes)
+            except BadRecord as exc:
+                self._dead_letter(exc, line, path, n)
+                continue
+            summary.records += 1
+            by_kind[rec.kind] += 1
+            late = feed(rec)
+            if self.metrics is not None:
+                self.metrics.record(rec.kind, "late" if late else "accepted")
+                if late:
+                    self.metrics.late(rec.kind)
+            self._since_step += 1
+            if self._since_step >= STEP_EVERY:
+                self._step(final=False)
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Flushes the watermark to the last event time and returns final alert versions."""
+        self._step(final=True)
+        stats = self.pipeline.stats
+        self.summary.late = stats.late
+        self.summary.duplicates = stats.duplicates
+        self.summary.unowned = stats.unowned
+        return list(self.latest.values())
+
+    def _step(self, final: bool) -> None:
+        self._since_step = 0
+        for alert in self.pipeline.step(final=final):
+            new = alert["alert_id"] not in self.latest
+            self.latest[alert["alert_id"]] = alert
+            self.summary.alert_versions += 1
+            if new:
+                self.summary.alerts[alert["detector"]] += 1
+            if self.metrics is not None:
+                self.metrics.alert(alert["detector"], alert["reason"], alert["severity"], new)
+            self.on_alert(alert)
+        if self.metrics is not None:
+            for detector, n in self.pipeline.state_sizes().items():
+                self.metrics.set_state_keys(detector, n)
+            wm = self.pipeline.max_ts if final else self.pipeline.watermark
+            if wm > 0:
+                self.metrics.set_watermark("replay", 0, wm / 1e6)
+
+    def _dead_letter(self, exc: BadRecord, line: bytes, path: str, n: int) -> None:
+        self.summary.dead_letters[exc.reason] += 1
+        if self.metrics is not None:
+            self.metrics.record("unknown", "dead_letter")
+            self.metrics.dead_letter(exc.reason)
+        self.on_dead_letter(dead_letter(exc, line, source=path, line=n))
+
+
+def dead_letter(exc: BadRecord, raw: bytes, **where: Any) -> dict[str, Any]:
+    """A dead-letter record: reason, detail, where it came from, and the input kept whole.
+
+    Args:
+        exc: Why the record was rejected.
+        raw: The record's bytes as received.
+        **where: Source coordinates (file and line, or topic, partition and offset).
+
+    Returns:
+        A JSON-serialisable dict; ``raw`` holds the text, or ``raw_base64`` the bytes when
+        they are not UTF-8.
+    """
+    out: dict[str, Any] = {"reason": exc.reason, "error": exc.message, **where}
+    try:
+        out["raw"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        out["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    return out
+
+
+class JsonLinesWriter:
+    """Writes dicts as JSON Lines to a path or ``-`` (stdout), buffered."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._stream: IO[bytes] | None = None
+        if path is not None and path != "-":
+            try:
+                self._stream = open(path, "wb")  # noqa: SIM115
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror}", path=path) from None
+        elif path == "-":
+            self._stream = sys.stdout.buffer
+
+    def write(self, obj: dict[str, Any]) -> None:
+        """Writes one object as a line (no-op when there is no target)."""
+        if self._stream is not None:
+            self._stream.write(orjson.dumps(obj) + b"\n")
+
+    def close(self) -> None:
+        """Flushes, and closes files (not stdout)."""
+        if self._stream is None:
+            return
+        self._stream.flush()
+        if self.path != "-":
+            self._stream.close()
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total_bytes: int | None, label: str) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.total = total_bytes
+        self.label = label
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, done_bytes: int) -> None:
+        """Redraws at most a few times per second."""
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.25:
+            return
+        self._last = now
+        if self.total:
+            frac = min(done_bytes / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:6.1%}")
+        else:
+            sys.stderr.write(f"\r{self.label} {done_bytes / 1e6:,.1f} MB")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        """Ends the progress line."""
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
