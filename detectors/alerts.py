@@ -98,7 +98,7 @@ def occur(
         "u": {k: v for k, v in (distinct or {}).items() if v is not None},
         "ev": item[2] if item[1] >= 0 else None,  # timers have no source event
     }
-    out.occurrences.append((at, item[1], oid, key, payload))
+    out.occurrences.append((at, item[1], oid, key, payload, item[5]))
 
 
 def alert_id(detector: str, reason: str, subject_json: str, ts: int) -> str:
@@ -122,7 +122,7 @@ class AlertAggregator:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Opens or folds into the alert of this key and emits its new version."""
-        ts, _, oid, _, occ = item
+        ts, _, oid, _, occ, origin = item
         if state is None or ts >= state["ts"] + self.window:
             _, detector, reason, subj = key.split(SEP, 3)
             state = {
@@ -150,6 +150,7 @@ class AlertAggregator:
         if occ["ev"] is not None and len(state["ev"]) < self.sample and occ["ev"] not in state["ev"]:
             state["ev"].append(occ["ev"])
         out.alerts.append(self.render(key, state))
+        out.origins.append(origin)
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:

@@ -93,7 +93,7 @@ class Dormant:
         if real > due:
             state["_t"] = real
             return state
-        item: Item = (due, -1, f"due{SEP}{due}", key, None)
+        item: Item = (due, -1, f"due{SEP}{due}", key, None, 0)
         if self.warn and not state["warned"]:
             state["warned"] = True
             self._occur(out, item, key, state, "dormant_warning")

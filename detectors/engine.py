@@ -12,19 +12,22 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
+from itertools import count
 from operator import itemgetter
 from typing import Any, Protocol
 
 from detectors.config import DetectorConfig
 
-# An item: (ts, rank, event_id, state key, payload). The state key starts with the
-# operator's one-letter prefix and a "|".
-Item = tuple[int, int, str, str, Any]
+# An item: (ts, rank, event_id, state key, payload, origin). The state key starts with the
+# operator's one-letter prefix; origin is the wall-clock ms at which the source record was
+# appended to Kafka (0 offline), carried along to measure processing latency.
+Item = tuple[int, int, str, str, Any, int]
 State = dict[str, Any]
 # A stored entry: [seen event ids -> ts, operator state or None, seen size to prune at].
 Entry = list[Any]
 NEVER = -(1 << 62)
 _ORDER = itemgetter(0, 1, 2, 3)
+_TS = itemgetter(0)
 _GC = "\x00gc"
 _PRUNE_MIN = 64
 
@@ -36,6 +39,7 @@ class Output:
     forwards: list[Item] = field(default_factory=list)
     occurrences: list[Item] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)
     unowned: int = 0
     duplicates: int = 0
     late_items: int = 0
@@ -74,26 +78,33 @@ class Shard:
         self.config = config
         self.store: MutableMapping[str, Entry] = {} if store is None else store
         self.wm = NEVER
-        self.buffer: list[tuple[int, int, str, str, Any, Any]] = []
-        self.pending: set[tuple[str, str]] = set()
+        self.buffer: list[Item] = []
         self.timers: list[tuple[int, str]] = []
         self.dirty: set[str] = set()
-        self.token_counts: dict[Any, int] = {}
+        # a token is done once the watermark passes the latest item it brought
+        self.tokens: list[tuple[int, int, Any]] = []
+        self._seq = count()
+        self._gc_pending: set[str] = set()
         self.rebuild_timers()
 
     def rebuild_timers(self) -> None:
         """Rebuilds the timer heap from the stored entries (after a restore)."""
         self.timers = []
+        self._gc_pending = set()
         for key, (seen, state, _) in self.store.items():
             if state is not None and state.get("_t") is not None:
                 self.timers.append((state["_t"], key))
-            elif state is None and seen:
-                due = max(seen.values()) + self.config.dedup_horizon + 1
+            elif state is None:
+                due = max(seen.values(), default=NEVER) + self.config.dedup_horizon + 1
                 self.timers.append((due, key + _GC))
+                self._gc_pending.add(key)
         heapq.heapify(self.timers)
 
     def add(self, items: Iterable[Item], out: Output, token: Any = None) -> None:
-        """Takes new items: drops duplicates, applies late ones, buffers the rest.
+        """Takes new items: applies late ones at once, buffers the rest.
+
+        Duplicates are recognised when an item is decided (its event id is remembered
+        by its key), so a re-delivery changes nothing wherever it lands.
 
         Args:
             items: Items in any order.
@@ -101,33 +112,23 @@ class Shard:
             token: Handed back in ``out.tokens`` once every item added with it has been
                 decided (used by workers to acknowledge input messages).
         """
-        pending = self.pending
-        store = self.store
         wm = self.wm
-        held = 0
+        buf = self.buffer
+        latest = NEVER
         for item in items:
-            key = item[3]
-            eid = item[2]
-            pk = (key, eid)
-            if pk in pending:
-                out.duplicates += 1
-                continue
-            entry = store.get(key)
-            if entry is not None and eid in entry[0]:
-                out.duplicates += 1
-                continue
-            if item[0] <= wm:
+            ts = item[0]
+            if ts <= wm:
                 out.late_items += 1
                 self._apply(item, out)
-                continue
-            pending.add(pk)
-            self.buffer.append((*item, token))
-            held += 1
-        if token is not None:
-            if held:
-                self.token_counts[token] = self.token_counts.get(token, 0) + held
             else:
+                buf.append(item)
+                if ts > latest:
+                    latest = ts
+        if token is not None:
+            if latest == NEVER:
                 out.tokens.append(token)
+            else:
+                heapq.heappush(self.tokens, (latest, next(self._seq), token))
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -142,59 +143,57 @@ class Shard:
         buf = self.buffer
         if buf:
             buf.sort(key=_ORDER)
-            cut = bisect_right(buf, wm, key=itemgetter(0))
-            ready, self.buffer = buf[:cut], buf[cut:]
+            cut = bisect_right(buf, wm, key=_TS)
+            ready = buf[:cut]
+            del buf[:cut]
         else:
             ready = []
         timers = self.timers
-        n = len(ready)
-        i = 0
-        while True:
-            if timers and timers[0][0] <= wm and (i >= n or timers[0][0] <= ready[i][0]):
+        apply = self._apply
+        for item in ready:
+            while timers and timers[0][0] <= item[0]:
                 due, key = heapq.heappop(timers)
                 self._fire(due, key, out)
-            elif i < n:
-                entry = ready[i]
-                i += 1
-                self.pending.discard((entry[3], entry[2]))
-                self._apply(entry, out)
-                token = entry[5]
-                if token is not None:
-                    left = self.token_counts[token] - 1
-                    if left:
-                        self.token_counts[token] = left
-                    else:
-                        del self.token_counts[token]
-                        out.tokens.append(token)
-            else:
-                break
+            apply(item, out)
+        while timers and timers[0][0] <= wm:
+            due, key = heapq.heappop(timers)
+            self._fire(due, key, out)
+        tokens = self.tokens
+        while tokens and tokens[0][0] <= wm:
+            out.tokens.append(heapq.heappop(tokens)[2])
 
-    def _apply(self, item: tuple[Any, ...], out: Output) -> None:
+    def _apply(self, item: Item, out: Output) -> None:
         key = item[3]
-        op = self.ops[key[0]]
         entry = self.store.get(key)
         if entry is None:
-            entry = [{}, None, _PRUNE_MIN]
+            entry = [{item[2]: item[0]}, None, _PRUNE_MIN]
             self.store[key] = entry
-        seen = entry[0]
-        seen[item[2]] = item[0]
-        if len(seen) >= entry[2]:
-            # amortised O(1): after a prune the next one waits until the set doubles
-            _prune(seen, self.wm - self.config.dedup_horizon)
-            entry[2] = max(_PRUNE_MIN, 2 * len(seen))
-        state = entry[1]
-        old_t = None if state is None else state.get("_t")
-        state = op.apply(key, state, item[:5], out)  # type: ignore[arg-type]
+            state = old_t = None
+        else:
+            seen = entry[0]
+            if item[2] in seen:
+                out.duplicates += 1
+                return
+            seen[item[2]] = item[0]
+            if len(seen) >= entry[2]:
+                # amortised O(1): after a prune the next one waits until the set doubles
+                _prune(seen, self.wm - self.config.dedup_horizon)
+                entry[2] = max(_PRUNE_MIN, 2 * len(seen))
+            state = entry[1]
+            old_t = None if state is None else state.get("_t")
+        state = self.ops[key[0]].apply(key, state, item, out)
         self._store_state(key, entry, state, old_t)
 
     def _fire(self, due: int, key: str, out: Output) -> None:
         if key.endswith(_GC):
             key = key[: -len(_GC)]
+            self._gc_pending.discard(key)
             entry = self.store.get(key)
             if entry is not None and entry[1] is None:
-                # a later gc timer exists for any id remembered after this one was set
                 _prune(entry[0], due - self.config.dedup_horizon)
-                if not entry[0]:
+                if entry[0]:
+                    self._push_gc(key, entry[0])
+                else:
                     del self.store[key]
                     self.dirty.add(key)
             return
@@ -208,15 +207,18 @@ class Shard:
         entry[1] = state
         self.dirty.add(key)
         if state is None:
-            self._push_gc(key, entry[0])
+            if key not in self._gc_pending:
+                self._push_gc(key, entry[0])
             return
         new_t = state.get("_t")
         if new_t is not None and new_t != old_t:
             heapq.heappush(self.timers, (new_t, key))
 
     def _push_gc(self, key: str, seen: dict[str, int]) -> None:
+        # due after the newest remembered id expires, so each push is later than the last
         due = max(seen.values(), default=self.wm) + self.config.dedup_horizon + 1
         heapq.heappush(self.timers, (due, key + _GC))
+        self._gc_pending.add(key)
 
     def state_sizes(self) -> dict[str, int]:
         """Counts stored keys per operator prefix."""

@@ -30,42 +30,43 @@ DETECTOR_OF_PREFIX = {
 }
 
 
-def route(rec: Record) -> list[Item]:
+def route(rec: Record, origin: int = 0) -> list[Item]:
     """Turns one record into the detect-stage items it feeds (only the fields needed).
 
     Args:
         rec: A validated record.
+        origin: Wall-clock ms at which the record was appended to Kafka (0 offline).
 
     Returns:
-        Items ``(ts, rank, event_id, state key, payload)``.
+        Items ``(ts, rank, event_id, state key, payload, origin)``.
     """
     ts, eid = rec.ts, rec.event_id
     if isinstance(rec, ApiCall):
         r = 2
         app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
         items: list[Item] = [
-            (ts, r, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, rec.operation, status]),
+            (ts, r, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, rec.operation, status], origin),
             (ts, r, eid, f"L{SEP}{rec.source_ip}",
-             [dev, rec.region, seller, rec.operation, status]),
-            (ts, r, eid, f"D{SEP}{rec.key_id}", ["c", dev, status]),
+             [dev, rec.region, seller, rec.operation, status], origin),
+            (ts, r, eid, f"D{SEP}{rec.key_id}", ["c", dev, status], origin),
         ]
         if 200 <= status < 300:
             items.extend(
-                (ts, r, eid, f"O{SEP}{app}{SEP}{rid}", ["c", seller]) for rid in rec.resource_ids
+                (ts, r, eid, f"O{SEP}{app}{SEP}{rid}", ["c", seller], origin) for rid in rec.resource_ids
             )
         return items
     if isinstance(rec, Authorization):
         key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
         if rec.action == "grant":
-            return [(ts, 1, eid, key, ["g", list(rec.roles), rec.expires_at])]
-        return [(ts, 1, eid, key, ["r"])]
+            return [(ts, 1, eid, key, ["g", list(rec.roles), rec.expires_at], origin)]
+        return [(ts, 1, eid, key, ["r"], origin)]
     if isinstance(rec, DataAccess):
         payload = ["a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel]
-        return [(ts, 3, eid, f"O{SEP}{rec.app_id}{SEP}{rid}", payload)
+        return [(ts, 3, eid, f"O{SEP}{rec.app_id}{SEP}{rid}", payload, origin)
                 for rid in rec.resource_ids]
     assert isinstance(rec, KeyEvent)
     return [(ts, KIND_RANK["key_event"], eid, f"D{SEP}{rec.key_id}",
-             ["k", rec.action, rec.developer_id])]
+             ["k", rec.action, rec.developer_id], origin)]
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:

@@ -43,7 +43,8 @@ class Links:
         devs[developer] = max(devs.get(developer, ts), ts)
         address = key.split(SEP, 1)[1]
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-        out.forwards.append((ts, item[1], item[2], scope, [developer, status, address, links]))
+        out.forwards.append(
+            (ts, item[1], item[2], scope, [developer, status, address, links], item[5]))
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
@@ -78,6 +79,8 @@ class SharedQuota:
         ts = item[0]
         developer, status, address, links = item[4]
         if state is None:
+            if not links:
+                return None  # no link known in this scope: no group can form
             state = {"edges": {}, "groups": {}, "_t": ts + self.keep + 1}
         edges: dict[str, int] = state["edges"]
         for other in links:

@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve Prometheus metrics on this port while replaying")
     rp.add_argument("--quiet", action="store_true", help="no summary on stderr")
     rp.set_defaults(func=cmd_replay)
+    try:
+        from streams.worker_cli import add_replay_options
+    except ImportError:
+        pass
+    else:
+        add_replay_options(rp)
 
     try:
         from streams import generator
@@ -73,6 +79,10 @@ def _register_stream_commands(sub: Any) -> None:
 
 def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch replay``."""
+    if getattr(args, "to_kafka", False):
+        from streams.worker_cli import replay_to_kafka
+
+        return replay_to_kafka(args, config)
     metrics = None
     server = None
     if args.metrics_port is not None:

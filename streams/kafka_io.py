@@ -1,0 +1,214 @@
+"""kafka-python plumbing: client settings, topic creation, the replay producer and the
+alerts tail."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from schemas.errors import AupwatchError
+from schemas.records import parse_ts
+from streams.config import AppConfig, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def client_settings(k: KafkaSettings) -> dict[str, Any]:
+    """kafka-python connection settings, security included."""
+    out: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in
+                                                 k.bootstrap_servers.split(",")]}
+    if k.security_protocol.upper() != "PLAINTEXT":
+        out["security_protocol"] = k.security_protocol.upper()
+        if k.sasl_mechanism or k.security_protocol.upper().startswith("SASL"):
+            out["sasl_mechanism"] = k.sasl_mechanism or "PLAIN"
+            out["sasl_plain_username"] = k.sasl_username
+            out["sasl_plain_password"] = k.sasl_password
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(k, name):
+                out[name] = getattr(k, name)
+    return out
+
+
+def ensure_topics(config: AppConfig, names: dict[str, str],
+                  input_partitions: int | None = None) -> int:
+    """Creates missing topics and returns the input topic's partition count.
+
+    Args:
+        config: Application config.
+        names: Topic names by role (``streams.worker.topic_names``).
+        input_partitions: Partitions for the input topic when it must be created
+            (default ``kafka.partitions``).
+
+    Returns:
+        The input topic's partition count.
+
+    Raises:
+        AupwatchError: The cluster cannot be reached, or an internal topic exists with
+            the wrong partition count.
+    """
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    k = config.kafka
+    try:
+        admin = KafkaAdminClient(client_id="aupwatch-admin", request_timeout_ms=20000,
+                                 **client_settings(k))
+    except KafkaError as exc:
+        raise AupwatchError(f"cannot reach Kafka: {exc}",
+                            bootstrap_servers=k.bootstrap_servers) from None
+    try:
+        existing = set(admin.list_topics())
+        wanted = []
+        for role, name in names.items():
+            if name in existing:
+                continue
+            parts = (input_partitions or k.partitions) if role == "input" else k.partitions
+            configs = {"cleanup.policy": "compact"} if role == "alerts" else {}
+            wanted.append(NewTopic(name, parts, k.replication_factor, topic_configs=configs))
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        meta = {t["topic"]: len(t["partitions"]) for t in
+                admin.describe_topics(list(names.values()))}
+        for role in ("detect", "throttle", "alerts-in"):
+            if meta.get(names[role], k.partitions) != k.partitions:
+                raise AupwatchError(
+                    f"internal topic has {meta[names[role]]} partitions, config says "
+                    f"{k.partitions}", topic=names[role])
+        return meta[names["input"]]
+    finally:
+        admin.close()
+
+
+def record_key(line: bytes) -> tuple[bytes | None, int]:
+    """The message key (seller, else app, else key id) and event time of a raw line.
+
+    Lines that do not parse get no key and time 0; the worker dead-letters them.
+    """
+    try:
+        obj = orjson.loads(line)
+        key = obj.get("seller_id") or obj.get("app_id") or obj.get("key_id")
+        ts = parse_ts(obj["ts"])
+    except Exception:  # any malformed line is passed on untouched
+        return None, 0
+    return (key.encode() if isinstance(key, str) else None), ts
+
+
+def send_records(config: AppConfig, topic: str, lines: Iterable[bytes], batch: int = 1,
+                 pace: float | None = None, since: int | None = None,
+                 until: int | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Sends log lines to the input topic with an idempotent producer.
+
+    With ``batch`` 1 each record is a message keyed by its seller (else app, else key);
+    with larger batches records are grouped per partition of that key, ``batch`` records
+    per message (JSON Lines), so per-key order is kept either way.
+
+    Args:
+        config: Application config (Kafka connection).
+        topic: Input topic.
+        lines: Raw lines in file order.
+        batch: Records per message.
+        pace: Speed in multiples of real time by event time; None = as fast as possible.
+        since: Skip records before this event time (microseconds).
+        until: Skip records at or after this event time (microseconds).
+        on_progress: Called with the number of records sent so far.
+
+    Returns:
+        (records sent and acknowledged, records skipped by the time filter).
+    """
+    from kafka import KafkaProducer
+    from kafka.partitioner.default import murmur2
+
+    producer = KafkaProducer(enable_idempotence=True, acks="all", linger_ms=20,
+                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024,
+                             **client_settings(config.kafka))
+    parts = producer.partitions_for(topic)
+    if not parts:
+        producer.close()
+        raise AupwatchError("input topic does not exist", topic=topic)
+    n_parts = len(parts)
+    buffers: dict[int, list[bytes]] = {}
+    sent = skipped = 0
+    start_wall = time.monotonic()
+    start_ts: int | None = None
+
+    def flush(p: int) -> None:
+        nonlocal sent
+        buf = buffers.pop(p, [])
+        if buf:
+            producer.send(topic, value=b"\n".join(buf), partition=p)
+            sent += len(buf)
+
+    try:
+        for line in lines:
+            key, ts = record_key(line)
+            if ts and ((since is not None and ts < since) or (until is not None and ts >= until)):
+                skipped += 1
+                continue
+            if pace and ts:
+                start_ts = ts if start_ts is None else start_ts
+                delay = (ts - start_ts) / 1e6 / pace - (time.monotonic() - start_wall)
+                if delay > 0:
+                    for p in list(buffers):
+                        flush(p)
+                    time.sleep(delay)
+            if batch == 1:
+                producer.send(topic, key=key, value=line)
+                sent += 1
+            else:
+                p = (murmur2(key) & 0x7FFFFFFF) % n_parts if key else sent % n_parts
+                buffers.setdefault(p, []).append(line)
+                if len(buffers[p]) >= batch:
+                    flush(p)
+            if on_progress is not None and sent and sent % 8192 == 0:
+                on_progress(sent)
+        for p in list(buffers):
+            flush(p)
+        producer.flush()
+    finally:
+        producer.close()
+    return sent, skipped
+
+
+def tail_alerts(config: AppConfig, follow: bool, idle_exit: float = 5.0) -> Iterator[
+        dict[str, Any]]:
+    """Reads the alerts topic from the start and yields the latest version of each alert.
+
+    Args:
+        config: Application config.
+        follow: Keep reading and yield every new version as it arrives.
+        idle_exit: Without ``follow``, stop after this many seconds without a message,
+            then yield the latest versions.
+
+    Yields:
+        Alerts (last version per alert_id when not following).
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(config.kafka.alerts_topic, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=int(idle_exit * 1000) if not follow else 1000,
+                             **client_settings(config.kafka))
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        while True:
+            for msg in consumer:
+                if msg.value is None:
+                    continue
+                alert = orjson.loads(msg.value)
+                if follow:
+                    yield alert
+                else:
+                    latest[alert["alert_id"]] = alert
+            if not follow:
+                break
+    finally:
+        consumer.close()
+    yield from sorted(latest.values(), key=lambda a: (a["ts"], a["alert_id"]))

@@ -1,0 +1,144 @@
+"""Per-stage bookkeeping of a worker: shards per partition, upstream markers, batching of
+internal messages. Kafka-agnostic: the worker hands it decoded messages and sends what it
+returns.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from detectors.config import DetectorConfig
+from detectors.engine import NEVER, Entry, Output, Shard
+from detectors.pipeline import stage_operators
+from detectors.watermarks import UpstreamWatermarks
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of an internal topic (and its state changelog) that owns a state key."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+class PartitionStore(MutableMapping[str, Entry]):
+    """One partition's view of a stage table's dict (iteration filters by partition).
+
+    Args:
+        data: The table's in-memory dict (all assigned partitions of the stage).
+        partition: The partition this view iterates.
+        partitions: Partition count of the stage topic.
+    """
+
+    def __init__(self, data: dict[str, Entry], partition: int, partitions: int) -> None:
+        self.data = data
+        self.partition = partition
+        self.partitions = partitions
+
+    def __getitem__(self, key: str) -> Entry:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: D102
+        return self.data.get(key, default)
+
+    def __setitem__(self, key: str, value: Entry) -> None:
+        self.data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        p, n = self.partition, self.partitions
+        return (k for k in list(self.data) if partition_of(k, n) == p)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@dataclass
+class Outgoing:
+    """Messages a stage wants sent: (topic role, partition, value bytes)."""
+
+    messages: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+
+def encode_batches(items: list[Any], marks: list[list[Any]], chunk: int) -> list[bytes]:
+    """Encodes items for one partition as messages of at most ``chunk`` items.
+
+    The markers ride on the last message, so they always follow the items they cover.
+    """
+    if not items:
+        return [orjson.dumps({"m": marks, "x": []})]
+    out = []
+    for start in range(0, len(items), chunk):
+        last = start + chunk >= len(items)
+        out.append(orjson.dumps({"m": marks if last else [], "x": items[start:start + chunk]}))
+    return out
+
+
+class Stage:
+    """The shards one worker holds for one stage, and their upstream markers.
+
+    Args:
+        name: ``detect``, ``throttle`` or ``alerts``.
+        config: Detector settings.
+        partitions: Partition count of this stage's topic.
+        sources: Names of every upstream partition (markers expected from each).
+        data: The stage table's in-memory dict.
+    """
+
+    def __init__(self, name: str, config: DetectorConfig, partitions: int, sources: list[str],
+                 data: dict[str, Entry]) -> None:
+        self.name = name
+        self.config = config
+        self.partitions = partitions
+        self.sources = sources
+        self.data = data
+        self.shards: dict[int, Shard] = {}
+        self.upstream: dict[int, UpstreamWatermarks] = {}
+        self.sent: dict[int, tuple[int, bool]] = {}
+
+    def shard(self, partition: int) -> Shard:
+        """The shard of a partition, built from the recovered table on first use."""
+        shard = self.shards.get(partition)
+        if shard is None:
+            store = PartitionStore(self.data, partition, self.partitions)
+            shard = Shard(stage_operators(self.name, self.config), self.config, store)
+            self.shards[partition] = shard
+            self.upstream[partition] = UpstreamWatermarks(self.sources)
+        return shard
+
+    def drop(self, partition: int) -> None:
+        """Forgets a revoked partition (its unacknowledged input is redelivered)."""
+        self.shards.pop(partition, None)
+        self.upstream.pop(partition, None)
+        self.sent.pop(partition, None)
+
+    def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:
+        """Adds one internal message's markers and items to its partition's shard."""
+        msg = orjson.loads(value)
+        shard = self.shard(partition)
+        upstream = self.upstream[partition]
+        for source, wm, idle in msg["m"]:
+            upstream.update(source, wm, idle)
+        shard.add(msg["x"], out, token)
+
+    def advance(self, partitions: set[int], out: Output) -> None:
+        """Advances the given shards to their combined upstream watermark."""
+        for p in partitions:
+            wm, _ = self.upstream[p].combined()
+            self.shards[p].advance(wm, out)
+
+    def markers(self, prefix: str, only_changed: bool) -> list[list[Any]]:
+        """Markers ``[source, wm, idle]`` of this worker's shards for downstream stages."""
+        marks = []
+        for p in sorted(self.shards):
+            _, idle = self.upstream[p].combined()
+            wm = self.shards[p].wm
+            if only_changed and self.sent.get(p) == (wm, idle):
+                continue
+            self.sent[p] = (wm, idle)
+            marks.append([f"{prefix}{p}", None if wm == NEVER else wm, idle])
+        return marks

@@ -1,0 +1,355 @@
+"""The Faust worker: input -> ingest -> detect -> throttle -> alerts, over Kafka.
+
+Design (see README "Streaming"): every stage takes batches (``noack_take``), keeps its
+detector state in plain dicts backed by a Faust table whose changelog is written once per
+changed key per checkpoint, and acknowledges an input message only after every item it
+carried has been decided, its outputs sent and its state written. Internal topics carry
+batches of items plus watermark markers, partitioned by state key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import faust
+import orjson
+
+from detectors.engine import Output
+from detectors.pipeline import DETECTOR_OF_PREFIX, route
+from detectors.watermarks import SourceClock
+from schemas.decode import decode_line
+from schemas.errors import BadRecord
+from streams.config import AppConfig
+from streams.stages import Stage, encode_batches, partition_of
+
+log = logging.getLogger(__name__)
+
+
+class StateTable(faust.Table):  # type: ignore[misc]
+    """A table whose changelog holds raw bytes keys and orjson values."""
+
+    def _to_key(self, k: Any) -> Any:
+        return k.decode() if isinstance(k, bytes) else k
+
+    def _to_value(self, v: Any) -> Any:
+        return orjson.loads(v) if isinstance(v, bytes | bytearray) else v
+
+
+def topic_names(config: AppConfig) -> dict[str, str]:
+    """Names of every topic the worker reads or writes, by role."""
+    g = config.kafka.group_id
+    return {
+        "input": config.kafka.input_topic,
+        "detect": f"{g}-detect",
+        "throttle": f"{g}-throttle",
+        "alerts-in": f"{g}-occurrences",
+        "alerts": config.kafka.alerts_topic,
+        "dead": config.kafka.dead_letter_topic,
+    }
+
+
+def faust_settings(config: AppConfig) -> dict[str, Any]:
+    """Faust app settings: the tuned values of the measurements in the README."""
+    k = config.kafka
+    settings: dict[str, Any] = {
+        "broker": [f"kafka://{s.strip()}" for s in k.bootstrap_servers.split(",")],
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "topic_partitions": k.partitions,
+        "topic_replication_factor": k.replication_factor,
+        "topic_disable_leader": True,
+        "web_enabled": False,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "broker_max_poll_records": 10000,
+        "stream_buffer_maxsize": 131072,
+        "stream_wait_empty": False,
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
+        "producer_linger": 0.05,
+        "producer_max_batch_size": 262144,
+        "producer_max_request_size": 8 * 1024 * 1024,
+        "table_standby_replicas": 0,
+        "datadir": config.worker.data_dir,
+        "broker_session_timeout": 30.0,
+        "broker_heartbeat_interval": 3.0,
+    }
+    creds = _credentials(config)
+    if creds is not None:
+        settings["broker_credentials"] = creds
+    return settings
+
+
+def _credentials(config: AppConfig) -> Any:
+    k = config.kafka
+    proto = k.security_protocol.upper()
+    if proto == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if proto in ("SSL", "SASL_SSL"):
+        ssl_context = faust.ssl.create_default_context(cafile=k.ssl_cafile or None)
+        if k.ssl_certfile:
+            ssl_context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
+    if proto.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=k.sasl_username, password=k.sasl_password,
+            mechanism=k.sasl_mechanism or "PLAIN", ssl_context=ssl_context)
+    return faust.SSLCredentials(ssl_context)
+
+
+class Worker:
+    """Builds the Faust app, its topics, tables and agents.
+
+    Args:
+        config: Application config.
+        input_partitions: Partition count of the input topic (markers are expected from
+            every one).
+        metrics: Optional ``streams.metrics.Metrics``.
+        sink: Optional Alertmanager sink with ``submit(alert)``.
+    """
+
+    def __init__(self, config: AppConfig, input_partitions: int, metrics: Any = None,
+                 sink: Any = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.sink = sink
+        self.names = topic_names(config)
+        self.app = faust.App(config.kafka.group_id, **faust_settings(config))
+        self.n = config.kafka.partitions
+        self.n_input = input_partitions
+        self.lock = asyncio.Lock()
+        self.clocks: dict[int, SourceClock] = {}
+        self.last_input: dict[int, float] = {}
+        self.assigned_at: dict[int, float] = {}
+        self.acks: list[tuple[Any, Any]] = []
+        self.last_checkpoint = time.monotonic()
+        self.topics = {
+            role: self.app.topic(name, key_serializer="raw", value_serializer="raw",
+                                 partitions=None if role == "input" else self.n)
+            for role, name in self.names.items()
+        }
+        self.tables: dict[str, Any] = {}
+        self.stages: dict[str, Stage] = {}
+        det = self.config.detectors
+        sources = {
+            "detect": [f"i{q}" for q in range(input_partitions)],
+            "throttle": [f"d{p}" for p in range(self.n)],
+            "alerts": [f"d{p}" for p in range(self.n)] + [f"t{p}" for p in range(self.n)],
+        }
+        for name in ("detect", "throttle", "alerts"):
+            table = StateTable(self.app, name=f"{name}-state", partitions=self.n,
+                               key_serializer="raw", value_serializer="raw",
+                               beacon=self.app.tables.beacon)
+            self.app.tables.add(table)
+            self.tables[name] = table
+            self.stages[name] = Stage(name, det, self.n, sources[name], table.data.data)
+        self._agents()
+        self.app.timer(1.0)(self._tick)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    def _agents(self) -> None:
+        batch, within = self.config.worker.batch_size, self.config.worker.batch_within
+        plan = (("ingest", "input", None), ("detect", "detect", "d"),
+                ("throttle", "throttle", "t"), ("alerts", "alerts-in", None))
+        for name, role, prefix in plan:
+            async def agent(stream: Any, name: str = name, prefix: str | None = prefix) -> None:
+                async for events in stream.noack_take(batch, within):
+                    async with self.lock:
+                        if name == "ingest":
+                            await self._ingest(events)
+                        else:
+                            await self._stage(name, prefix, events)
+                        self.acks.extend((stream, ev) for ev in self._done)
+                    await self._maybe_checkpoint()
+
+            self.app.agent(self.topics[role], name=f"aupwatch-{name}")(agent)
+
+    async def _ingest(self, events: list[Any]) -> None:
+        """Decodes input messages, dead-letters bad lines, routes items to detect."""
+        n, metrics = self.n, self.metrics
+        max_bytes = self.config.max_record_bytes
+        lateness = self.config.detectors.allowed_lateness
+        by_part: dict[int, list[Any]] = defaultdict(list)
+        touched: set[int] = set()
+        now = time.monotonic()
+        for ev in events:
+            msg = ev.message
+            q = msg.partition
+            clock = self.clocks.get(q)
+            if clock is None:
+                clock = self.clocks[q] = SourceClock(lateness)
+            self.last_input[q] = now
+            touched.add(q)
+            origin = int((msg.timestamp or 0) * 1000)
+            value = ev.value or b""
+            for line_no, line in enumerate(value.split(b"\n"), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = decode_line(line, max_bytes)
+                except BadRecord as exc:
+                    await self._dead_letter(exc, line, msg, line_no)
+                    continue
+                late = clock.see(rec.ts)
+                if metrics is not None:
+                    metrics.record(rec.kind, "late" if late else "accepted")
+                    if late:
+                        metrics.late(rec.kind)
+                for item in route(rec, origin):
+                    by_part[partition_of(item[3], n)].append(item)
+        marks = [[f"i{q}", self.clocks[q].watermark(False), False] for q in sorted(touched)]
+        await self._send_parts("detect", by_part, marks)
+        self._done = list(events)
+
+    async def _stage(self, name: str, prefix: str | None, events: list[Any]) -> None:
+        """Feeds internal messages to shards, advances them, sends what they produce."""
+        stage = self.stages[name]
+        out = Output()
+        touched: set[int] = set()
+        for ev in events:
+            p = ev.message.partition
+            touched.add(p)
+            stage.take(p, ev.value, ev, out)
+        stage.advance(touched, out)
+        self._done = out.tokens
+        await self._emit(stage, prefix, out, only_changed=True)
+
+    async def _emit(self, stage: Stage, prefix: str | None, out: Output,
+                    only_changed: bool) -> None:
+        n = self.n
+        if out.forwards:
+            fwd: dict[int, list[Any]] = defaultdict(list)
+            for item in out.forwards:
+                fwd[partition_of(item[3], n)].append(item)
+            await self._send_parts("throttle", fwd, [], only_items=True)
+        marks = stage.markers(prefix, only_changed) if prefix else []
+        occ: dict[int, list[Any]] = defaultdict(list)
+        for item in out.occurrences:
+            occ[partition_of(item[3], n)].append(item)
+        if prefix == "d" and marks:
+            await self._send_parts("throttle", {}, marks)
+        if occ or marks:
+            await self._send_parts("alerts-in", occ, marks, only_items=not marks)
+        if out.alerts:
+            await self._send_alerts(out)
+        if self.metrics is not None:
+            if out.unowned:
+                self.metrics.unowned(out.unowned)
+            for p, shard in stage.shards.items():
+                if shard.wm > 0:
+                    self.metrics.set_watermark(stage.name, p, shard.wm / 1e6)
+
+    async def _send_parts(self, role: str, by_part: dict[int, list[Any]],
+                          marks: list[list[Any]], only_items: bool = False) -> None:
+        topic = self.topics[role]
+        chunk = self.config.worker.internal_batch
+        parts = by_part if only_items else range(self.n)
+        for p in parts:
+            for value in encode_batches(by_part.get(p, []), marks, chunk):
+                await topic.send(value=value, partition=p)
+
+    async def _send_alerts(self, out: Output) -> None:
+        topic = self.topics["alerts"]
+        now_ms = time.time() * 1000
+        for alert, origin in zip(out.alerts, out.origins, strict=True):
+            await topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
+            if self.metrics is not None:
+                new = alert["count"] == 1
+                self.metrics.alert(alert["detector"], alert["reason"], alert["severity"], new)
+                if origin:
+                    self.metrics.observe_latency(max(0.0, (now_ms - origin) / 1000))
+            if self.sink is not None:
+                self.sink.submit(alert)
+
+    async def _dead_letter(self, exc: BadRecord, line: bytes, msg: Any, line_no: int) -> None:
+        headers = [
+            ("aupwatch.reason", exc.reason.encode()),
+            ("aupwatch.error", exc.message.encode()[:1000]),
+            ("aupwatch.source.topic", msg.topic.encode()),
+            ("aupwatch.source.partition", str(msg.partition).encode()),
+            ("aupwatch.source.offset", str(msg.offset).encode()),
+            ("aupwatch.source.line", str(line_no).encode()),
+        ]
+        await self.topics["dead"].send(value=line, headers=headers)
+        if self.metrics is not None:
+            self.metrics.record("unknown", "dead_letter")
+            self.metrics.dead_letter(exc.reason)
+
+    async def _maybe_checkpoint(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last_checkpoint < (
+                self.config.worker.checkpoint_interval):
+            return
+        async with self.lock:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Outputs durable first, then changed state, then acknowledge the input."""
+        producer = self.app.producer
+        await producer.flush()
+        for name, stage in self.stages.items():
+            table = self.tables[name]
+            for p, shard in stage.shards.items():
+                for key in shard.take_dirty():
+                    entry = stage.data.get(key)
+                    value = None if entry is None else orjson.dumps(entry)
+                    table.send_changelog(p, key.encode(), value, key_serializer="raw",
+                                         value_serializer="raw")
+        await producer.flush()
+        acks, self.acks = self.acks, []
+        for stream, event in acks:
+            await stream.ack(event)
+        self.last_checkpoint = time.monotonic()
+
+    async def _tick(self) -> None:
+        """Once a second: idle input partitions release the watermark; markers are resent."""
+        async with self.lock:
+            now = time.monotonic()
+            idle_after = self.config.worker.idle_timeout
+            lateness = self.config.detectors.allowed_lateness
+            marks = []
+            for q, since in self.assigned_at.items():
+                last = self.last_input.get(q, since)
+                idle = now - last >= idle_after
+                clock = self.clocks.get(q) or SourceClock(lateness)
+                marks.append([f"i{q}", clock.watermark(idle), idle])
+            if marks:
+                await self._send_parts("detect", {}, marks)
+            for name, prefix in (("detect", "d"), ("throttle", "t")):
+                await self._emit(self.stages[name], prefix, Output(), only_changed=False)
+            if self.metrics is not None:
+                for name, stage in self.stages.items():
+                    sizes: dict[str, int] = {}
+                    for shard in stage.shards.values():
+                        for prefix, count in shard.state_sizes().items():
+                            sizes[prefix] = sizes.get(prefix, 0) + count
+                    for prefix, count in sizes.items():
+                        self.metrics.set_state_keys(DETECTOR_OF_PREFIX[prefix], count)
+        await self._maybe_checkpoint()
+
+    async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        now = time.monotonic()
+        inputs = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
+        self.assigned_at = {q: self.assigned_at.get(q, now) for q in inputs}
+        if self.metrics is not None:
+            self.metrics.worker_assigned(len(assigned))
+
+    async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
+        roles = {self.names["detect"]: "detect", self.names["throttle"]: "throttle",
+                 self.names["alerts-in"]: "alerts"}
+        for tp in revoked:
+            if tp.topic in roles:
+                self.stages[roles[tp.topic]].drop(tp.partition)
+            elif tp.topic == self.names["input"]:
+                self.clocks.pop(tp.partition, None)
+                self.last_input.pop(tp.partition, None)
+        gone = {(tp.topic, tp.partition) for tp in revoked}
+        self.acks = [(s, e) for s, e in self.acks
+                     if (e.message.topic, e.message.partition) not in gone]
+        if self.metrics is not None:
+            self.metrics.worker_rebalance()
+

@@ -1,0 +1,205 @@
+"""Subcommands that talk to Kafka: ``worker``, ``alerts`` and ``replay --to-kafka``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from schemas.errors import UsageError
+from schemas.records import parse_ts
+from streams.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+WORKER_HELP = """\
+Runs one stream worker. Start several with the same --group (and config) to share the
+work: the input topic's partitions and the internal topics' partitions are spread over
+the group's members; state moves with its partitions through changelog topics.
+
+Kafka settings come from the config file's [kafka] table, AUPWATCH_KAFKA__* environment
+variables, or the options below (options win). For SASL/TLS clusters set
+security_protocol (SASL_SSL, SASL_PLAINTEXT, SSL), sasl_mechanism (PLAIN, SCRAM-SHA-256,
+SCRAM-SHA-512), sasl_username, sasl_password, ssl_cafile, ssl_certfile, ssl_keyfile,
+preferably from the environment, e.g. AUPWATCH_KAFKA__SASL_PASSWORD.
+
+Topics: the input topic (created with --partitions if missing), <group>-detect,
+<group>-throttle, <group>-occurrences (internal), the alerts topic (compacted, keyed by
+alert_id), the dead-letter topic (raw record as value, reason and source
+topic/partition/offset/line in headers), and the state changelogs
+<group>-{detect,throttle,alerts}-state-changelog.
+
+Stops cleanly on SIGTERM or Ctrl-C; unacknowledged input is re-read on restart and
+duplicates are suppressed, so a crash loses nothing.
+"""
+
+
+def _kafka_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]",
+                        help="Kafka bootstrap servers (config kafka.bootstrap_servers)")
+    parser.add_argument("--input-topic", metavar="TOPIC", help="raw log records topic")
+    parser.add_argument("--alerts-topic", metavar="TOPIC", help="alerts topic")
+
+
+def _with_kafka(config: AppConfig, args: argparse.Namespace) -> AppConfig:
+    changes = {}
+    for opt, field in (("bootstrap_servers", "bootstrap_servers"), ("input_topic", "input_topic"),
+                       ("alerts_topic", "alerts_topic"),
+                       ("dead_letter_topic", "dead_letter_topic"), ("group", "group_id"),
+                       ("partitions", "partitions")):
+        value = getattr(args, opt, None)
+        if value is not None:
+            changes[field] = value
+    if not changes:
+        return config
+    return dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, **changes))
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Adds ``worker`` and ``alerts`` to the command line."""
+    wp = sub.add_parser("worker", help="run a Kafka stream worker (Faust)",
+                        description=WORKER_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(wp)
+    _kafka_options(wp)
+    wp.add_argument("--dead-letter-topic", metavar="TOPIC", help="dead-letter topic")
+    wp.add_argument("--group", metavar="ID",
+                    help="consumer group and prefix of internal topics (kafka.group_id)")
+    wp.add_argument("--partitions", type=int, metavar="N",
+                    help="partitions of internal topics and a new input topic")
+    wp.add_argument("--metrics-port", type=int, metavar="PORT",
+                    help="serve Prometheus metrics on this port (monitor.metrics_port)")
+    wp.add_argument("--alertmanager-url", metavar="URL",
+                    help="also post alerts to this Alertmanager (monitor.alertmanager_url)")
+    wp.set_defaults(func=cmd_worker)
+
+    ap = sub.add_parser("alerts", help="print the latest version of each alert from Kafka",
+                        description="Reads the alerts topic from the beginning and prints "
+                        "the latest version of each alert as JSON Lines.")
+    common(ap)
+    _kafka_options(ap)
+    ap.add_argument("--follow", action="store_true",
+                    help="keep running and print every new alert version as it arrives")
+    ap.add_argument("--idle-exit", type=float, default=5.0, metavar="SECONDS",
+                    help="without --follow, stop after this long without new messages")
+    ap.set_defaults(func=cmd_alerts)
+
+
+def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
+    """Runs ``aupwatch worker`` until SIGTERM."""
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from streams.kafka_io import ensure_topics
+    from streams.metrics import Metrics
+    from streams.worker import Worker, topic_names
+
+    config = _with_kafka(config, args)
+    monitor = config.monitor
+    port = args.metrics_port if args.metrics_port is not None else monitor.metrics_port
+    url = args.alertmanager_url if args.alertmanager_url is not None else (
+        monitor.alertmanager_url)
+    if config.worker.uvloop:
+        import uvloop
+
+        uvloop.install()
+    n_input = ensure_topics(config, topic_names(config))
+    metrics = Metrics(CollectorRegistry())
+    if port:
+        metrics.serve(port, monitor.metrics_addr)
+    sink = None
+    if url:
+        from streams.alertmanager import AlertmanagerSink
+
+        sink = AlertmanagerSink(url, metrics, timeout=monitor.alertmanager_timeout)
+    worker = Worker(config, n_input, metrics=metrics, sink=sink)
+    metrics.worker_up(True)
+    fw = faust.Worker(worker.app, loglevel=args.log_level.lower(), quiet=True)
+    try:
+        fw.execute_from_commandline()
+    finally:
+        metrics.worker_up(False)
+        if sink is not None:
+            sink.close(5.0)
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace, config: AppConfig) -> int:
+    """Runs ``aupwatch alerts``."""
+    import orjson
+
+    from streams.kafka_io import tail_alerts
+
+    config = _with_kafka(config, args)
+    out = sys.stdout.buffer
+    for alert in tail_alerts(config, args.follow, args.idle_exit):
+        out.write(orjson.dumps(alert) + b"\n")
+        if args.follow:
+            out.flush()
+    out.flush()
+    return 0
+
+
+def add_replay_options(rp: argparse.ArgumentParser) -> None:
+    """Options of ``aupwatch replay --to-kafka``."""
+    g = rp.add_argument_group("sending to Kafka (--to-kafka)")
+    g.add_argument("--to-kafka", action="store_true",
+                   help="send the records to the input topic instead of running detectors")
+    g.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
+    g.add_argument("--input-topic", metavar="TOPIC")
+    g.add_argument("--partitions", type=int, metavar="N",
+                   help="partitions of the input topic if it must be created")
+    g.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="records per Kafka message (JSON Lines), default 1")
+    g.add_argument("--pace", type=float, metavar="X",
+                   help="send at X times real time by event time (default: as fast as possible)")
+    g.add_argument("--since", metavar="TIME", help="skip records before this RFC 3339 time")
+    g.add_argument("--until", metavar="TIME", help="skip records at or after this time")
+
+
+def replay_to_kafka(args: argparse.Namespace, config: AppConfig) -> int:
+    """Runs ``aupwatch replay --to-kafka``."""
+    from streams.kafka_io import ensure_topics, send_records
+    from streams.replay import Progress, open_input
+
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if args.pace is not None and args.pace <= 0:
+        raise UsageError("--pace must be positive")
+    try:
+        since = parse_ts(args.since) if args.since else None
+        until = parse_ts(args.until) if args.until else None
+    except ValueError as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+    config = _with_kafka(config, args)
+    topic = config.kafka.input_topic
+    ensure_topics(config, {"input": topic}, input_partitions=args.partitions)
+    read = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal read
+        for path in args.files:
+            stream, _ = open_input(path)
+            with stream:
+                for line in stream:
+                    line = line.rstrip(b"\r\n")
+                    if line.strip():
+                        read += 1
+                        yield line
+
+    progress = Progress(None, f"sending to {topic}")
+    start = time.monotonic()
+    sent, skipped = send_records(config, topic, lines(), batch=args.batch, pace=args.pace,
+                                 since=since, until=until,
+                                 on_progress=lambda n: progress(n * 300))
+    progress.done()
+    took = time.monotonic() - start
+    if not args.quiet:
+        print(f"read {read} records, sent {sent} to {topic} "
+              f"({args.batch} per message), skipped by time filter {skipped}, "
+              f"{took:.2f} s ({sent / took if took else 0:,.0f} records/s)", file=sys.stderr)
+    return 0 if sent + skipped == read else 1
