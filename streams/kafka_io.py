@@ -74,9 +74,9 @@ def ensure_topics(config: AppConfig, names: dict[str, str],
                 admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass
-        meta = {t["topic"]: len(t["partitions"]) for t in
+        meta = {t.get("topic", t.get("name")): len(t["partitions"]) for t in
                 admin.describe_topics(list(names.values()))}
-        for role in ("detect", "throttle", "alerts-in"):
+        for role in [r for r in ("detect", "throttle", "alerts-in") if r in names]:
             if meta.get(names[role], k.partitions) != k.partitions:
                 raise AupwatchError(
                     f"internal topic has {meta[names[role]]} partitions, config says "

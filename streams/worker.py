@@ -142,8 +142,7 @@ class Worker:
         }
         for name in ("detect", "throttle", "alerts"):
             table = StateTable(self.app, name=f"{name}-state", partitions=self.n,
-                               key_serializer="raw", value_serializer="raw",
-                               beacon=self.app.tables.beacon)
+                               recovery_buffer_size=10000, beacon=self.app.tables.beacon)
             self.app.tables.add(table)
             self.tables[name] = table
             self.stages[name] = Stage(name, det, self.n, sources[name], table.data.data)
