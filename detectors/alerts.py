@@ -39,8 +39,7 @@ _SUMMARY = {
     "no_grant": "App {app_id} called the API for seller {seller_id}, who never authorized it",
     "revoked": "App {app_id} called the API for seller {seller_id} after its authorization "
     "was revoked",
-    "expired": "App {app_id} called the API for seller {seller_id} after its authorization "
-    "expired",
+    "expired": "App {app_id} called the API for seller {seller_id} after its authorization expired",
     "missing_role": "App {app_id} called a restricted operation for seller {seller_id} "
     "without the role it needs",
     "shared_quota": "Linked developer accounts {developer_ids} together exceeded the "
@@ -51,11 +50,9 @@ _SUMMARY = {
     "party {viewer_id}",
     "dormant_warning": "Key {key_id} of {developer_id} has made no successful call for "
     "{idle_days} days",
-    "dormant": "Key {key_id} of {developer_id} is dormant: no successful call for "
-    "{idle_days} days",
+    "dormant": "Key {key_id} of {developer_id} is dormant: no successful call for {idle_days} days",
     "reactivated": "Dormant key {key_id} of {developer_id} was used again",
-    "revoked_key_used": "Key {key_id} of {developer_id} was used after it was revoked or "
-    "deleted",
+    "revoked_key_used": "Key {key_id} of {developer_id} was used after it was revoked or deleted",
 }
 
 
@@ -122,7 +119,7 @@ class AlertAggregator:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Opens or folds into the alert of this key and emits its new version."""
-        ts, _, oid, _, occ, origin = item
+        ts, _, _, _, occ, origin = item
         if state is None or ts >= state["ts"] + self.window:
             _, detector, reason, subj = key.split(SEP, 3)
             state = {
@@ -147,7 +144,11 @@ class AlertAggregator:
             values = state["u"].setdefault(name, [])
             if value not in values:
                 values.append(value)
-        if occ["ev"] is not None and len(state["ev"]) < self.sample and occ["ev"] not in state["ev"]:
+        if (
+            occ["ev"] is not None
+            and len(state["ev"]) < self.sample
+            and occ["ev"] not in state["ev"]
+        ):
             state["ev"].append(occ["ev"])
         out.alerts.append(self.render(key, state))
         out.origins.append(origin)

@@ -16,8 +16,14 @@ from schemas.errors import ConfigError
 
 US_PER_S = 1_000_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
-_UNITS = {"us": 1, "ms": 1_000, "s": US_PER_S, "m": 60 * US_PER_S, "h": 3600 * US_PER_S,
-          "d": 86_400 * US_PER_S}
+_UNITS = {
+    "us": 1,
+    "ms": 1_000,
+    "s": US_PER_S,
+    "m": 60 * US_PER_S,
+    "h": 3600 * US_PER_S,
+    "d": 86_400 * US_PER_S,
+}
 
 
 def parse_duration(value: Any, name: str) -> int:
@@ -43,8 +49,9 @@ def parse_duration(value: Any, name: str) -> int:
         m = _DURATION.match(value)
         if m:
             return int(float(m.group(1)) * _UNITS[m.group(2) or "s"])
-    raise ConfigError(f"{name} must be a duration such as '30s', '10m', '90d', got {value!r}",
-                      key=name)
+    raise ConfigError(
+        f"{name} must be a duration such as '30s', '10m', '90d', got {value!r}", key=name
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +69,33 @@ class DetectorConfig:
     allowed_lateness: int = 30 * US_PER_S
     dedup_horizon: int = 600 * US_PER_S
     dedup_window: int = 3600 * US_PER_S
-    roles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({
-        "getOrderAddress": "pii",
-        "getOrderBuyerInfo": "pii",
-        "getOrderItemsBuyerInfo": "pii",
-        "createRestrictedDataToken": "pii",
-        "getReport": "reports",
-        "getReportDocument": "reports",
-        "createReport": "reports",
-    }))
+    roles: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "getOrderAddress": "pii",
+                "getOrderBuyerInfo": "pii",
+                "getOrderItemsBuyerInfo": "pii",
+                "createRestrictedDataToken": "pii",
+                "getReport": "reports",
+                "getReportDocument": "reports",
+                "createReport": "reports",
+            }
+        )
+    )
     link_horizon: int = 86_400 * US_PER_S
     throttle_window: int = 3600 * US_PER_S
     min_excess_calls: int = 5
-    plans: Mapping[str, Plan] = field(default_factory=lambda: MappingProxyType({
-        "getOrders": Plan(0.0167, 20),
-        "getOrder": Plan(0.5, 30),
-        "getOrderItems": Plan(0.5, 30),
-        "createRestrictedDataToken": Plan(1.0, 10),
-        "getListingsRestrictions": Plan(5.0, 10),
-    }))
+    plans: Mapping[str, Plan] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "getOrders": Plan(0.0167, 20),
+                "getOrder": Plan(0.5, 30),
+                "getOrderItems": Plan(0.5, 30),
+                "createRestrictedDataToken": Plan(1.0, 10),
+                "getListingsRestrictions": Plan(5.0, 10),
+            }
+        )
+    )
     default_plan: Plan = Plan(1.0, 10)
     dormant_after: int = 90 * 86_400 * US_PER_S
     warn_after: int = 60 * 86_400 * US_PER_S
@@ -122,21 +137,26 @@ class DetectorConfig:
             ):
                 raise ConfigError("roles must map operation names to role names", key="roles")
             out["roles"] = MappingProxyType(dict(roles))
-        thr = _table(data, "throttle", {"link_horizon", "window", "min_excess_calls", "plans",
-                                        "default_plan"})
+        thr = _table(
+            data,
+            "throttle",
+            {"link_horizon", "window", "min_excess_calls", "plans", "default_plan"},
+        )
         if "link_horizon" in thr:
             out["link_horizon"] = parse_duration(thr["link_horizon"], "throttle.link_horizon")
         if "window" in thr:
             out["throttle_window"] = parse_duration(thr["window"], "throttle.window")
         if "min_excess_calls" in thr:
-            out["min_excess_calls"] = _positive_int(thr["min_excess_calls"],
-                                                    "throttle.min_excess_calls")
+            out["min_excess_calls"] = _positive_int(
+                thr["min_excess_calls"], "throttle.min_excess_calls"
+            )
         if "plans" in thr:
             plans = thr["plans"]
             if not isinstance(plans, Mapping):
                 raise ConfigError("throttle.plans must be a table", key="throttle.plans")
             out["plans"] = MappingProxyType(
-                {op: _plan(p, f"throttle.plans.{op}") for op, p in plans.items()})
+                {op: _plan(p, f"throttle.plans.{op}") for op, p in plans.items()}
+            )
         if "default_plan" in thr:
             out["default_plan"] = _plan(thr["default_plan"], "throttle.default_plan")
         dormant = _table(data, "dormant", {"dormant_after", "warn_after"})
@@ -145,8 +165,10 @@ class DetectorConfig:
                 out[key] = parse_duration(dormant[key], f"dormant.{key}")
         cfg = cls(**{**{f: getattr(base, f) for f in cls.__dataclass_fields__}, **out})
         if cfg.warn_after and cfg.warn_after >= cfg.dormant_after:
-            raise ConfigError("dormant.warn_after must be shorter than dormant.dormant_after",
-                              key="dormant.warn_after")
+            raise ConfigError(
+                "dormant.warn_after must be shorter than dormant.dormant_after",
+                key="dormant.warn_after",
+            )
         return cfg
 
 
@@ -156,8 +178,7 @@ def _table(data: Mapping[str, Any], name: str, keys: set[str]) -> Mapping[str, A
         raise ConfigError(f"[{name}] must be a table", key=name)
     unknown = set(table) - keys
     if unknown:
-        raise ConfigError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}",
-                          key=name)
+        raise ConfigError(f"unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}", key=name)
     return table
 
 

@@ -51,8 +51,14 @@ class Dormant:
         if payload[0] == "k":
             _, action, developer = payload
             if state is None:
-                state = {"dev": developer, "clock": ts, "ok": None, "st": "active",
-                         "warned": False, "_t": None}
+                state = {
+                    "dev": developer,
+                    "clock": ts,
+                    "ok": None,
+                    "st": "active",
+                    "warned": False,
+                    "_t": None,
+                }
             elif state["st"] == "revoked":
                 return state
             state["dev"] = developer
@@ -67,8 +73,14 @@ class Dormant:
         _, developer, status = payload
         ok = 200 <= status < 300
         if state is None:
-            state = {"dev": developer, "clock": ts, "ok": ts if ok else None, "st": "active",
-                     "warned": False, "_t": None}
+            state = {
+                "dev": developer,
+                "clock": ts,
+                "ok": ts if ok else None,
+                "st": "active",
+                "warned": False,
+                "_t": None,
+            }
             return self._arm(state)
         if state["st"] == "revoked":
             self._occur(out, item, key, state, "revoked_key_used", status=status)
@@ -102,8 +114,15 @@ class Dormant:
             self._occur(out, item, key, state, "dormant")
         return self._arm(state)
 
-    def _occur(self, out: Output, item: Item, key: str, state: State, reason: str,
-               status: int | None = None) -> None:
+    def _occur(
+        self,
+        out: Output,
+        item: Item,
+        key: str,
+        state: State,
+        reason: str,
+        status: int | None = None,
+    ) -> None:
         evidence: dict[str, object] = {
             "last_success": None if state["ok"] is None else format_ts(state["ok"]),
             "idle_days": (item[0] - state["clock"]) // _DAY,

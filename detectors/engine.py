@@ -1,5 +1,7 @@
-"""The event-time engine: buffers items until the watermark passes them, then applies
-them in order to per-key state, with duplicate suppression and timers.
+"""The event-time engine: ordered, deduplicated application of items to per-key state.
+
+It buffers items until the watermark passes them, then applies them in order to per-key
+state, with duplicate suppression and timers.
 
 One ``Shard`` holds the state of one partition of one stage. Offline replay runs one shard
 per stage; the Kafka workers run one per assigned partition. The engine never reads a
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import count
 from operator import itemgetter

@@ -1,5 +1,6 @@
-"""Routing of records to detector items, the three stages, and the in-process pipeline
-used by offline replay and tests.
+"""Routing of records to detector items, the stages, and the in-process pipeline.
+
+The in-process pipeline is what offline replay and tests run.
 
 Stages: ``detect`` (prefixes U, L, O, D) -> ``throttle`` (T) -> ``alerts`` (A). In a
 worker each stage runs one shard per partition of its topic; here one shard each.
@@ -46,13 +47,20 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
         items: list[Item] = [
             (ts, r, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, rec.operation, status], origin),
-            (ts, r, eid, f"L{SEP}{rec.source_ip}",
-             [dev, rec.region, seller, rec.operation, status], origin),
+            (
+                ts,
+                r,
+                eid,
+                f"L{SEP}{rec.source_ip}",
+                [dev, rec.region, seller, rec.operation, status],
+                origin,
+            ),
             (ts, r, eid, f"D{SEP}{rec.key_id}", ["c", dev, status], origin),
         ]
         if 200 <= status < 300:
             items.extend(
-                (ts, r, eid, f"O{SEP}{app}{SEP}{rid}", ["c", seller], origin) for rid in rec.resource_ids
+                (ts, r, eid, f"O{SEP}{app}{SEP}{rid}", ["c", seller], origin)
+                for rid in rec.resource_ids
             )
         return items
     if isinstance(rec, Authorization):
@@ -62,11 +70,21 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         return [(ts, 1, eid, key, ["r"], origin)]
     if isinstance(rec, DataAccess):
         payload = ["a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel]
-        return [(ts, 3, eid, f"O{SEP}{rec.app_id}{SEP}{rid}", payload, origin)
-                for rid in rec.resource_ids]
+        return [
+            (ts, 3, eid, f"O{SEP}{rec.app_id}{SEP}{rid}", payload, origin)
+            for rid in rec.resource_ids
+        ]
     assert isinstance(rec, KeyEvent)
-    return [(ts, KIND_RANK["key_event"], eid, f"D{SEP}{rec.key_id}",
-             ["k", rec.action, rec.developer_id], origin)]
+    return [
+        (
+            ts,
+            KIND_RANK["key_event"],
+            eid,
+            f"D{SEP}{rec.key_id}",
+            ["k", rec.action, rec.developer_id],
+            origin,
+        )
+    ]
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:

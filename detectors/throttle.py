@@ -44,7 +44,8 @@ class Links:
         address = key.split(SEP, 1)[1]
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append(
-            (ts, item[1], item[2], scope, [developer, status, address, links], item[5]))
+            (ts, item[1], item[2], scope, [developer, status, address, links], item[5])
+        )
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
@@ -94,8 +95,13 @@ class SharedQuota:
         groups: dict[str, Any] = state["groups"]
         g = groups.get(gkey)
         if g is None:
-            g = {"tokens": self._start_tokens(groups, set(group), ts, plan.rate, plan.burst),
-                 "at": ts, "calls": [], "excess": [], "addr": {}}
+            g = {
+                "tokens": self._start_tokens(groups, set(group), ts, plan.rate, plan.burst),
+                "at": ts,
+                "calls": [],
+                "excess": [],
+                "addr": {},
+            }
             groups[gkey] = g
         else:
             g["tokens"] = min(plan.burst, g["tokens"] + plan.rate * (ts - g["at"]) / _US)
@@ -118,8 +124,12 @@ class SharedQuota:
                 item,
                 NAME,
                 "shared_quota",
-                {"region": region, "seller_id": seller, "operation": operation,
-                 "developer_ids": list(group)},
+                {
+                    "region": region,
+                    "seller_id": seller,
+                    "operation": operation,
+                    "developer_ids": list(group),
+                },
                 oid=item[2],
                 first_seen=g["excess"][0],
                 evidence={
@@ -165,8 +175,9 @@ class SharedQuota:
                     todo.append(nxt)
         return tuple(sorted(seen))
 
-    def _start_tokens(self, groups: dict[str, Any], members: set[str], ts: int,
-                      rate: float, burst: float) -> float:
+    def _start_tokens(
+        self, groups: dict[str, Any], members: set[str], ts: int, rate: float, burst: float
+    ) -> float:
         tokens = burst
         for gkey, g in groups.items():
             if members.intersection(gkey.split(SEP)):

@@ -18,10 +18,17 @@ log = logging.getLogger("aupwatch")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML config file (default: built-in defaults, or $AUPWATCH_CONFIG)")
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level on stderr")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config file (default: built-in defaults, or $AUPWATCH_CONFIG)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on stderr",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,22 +40,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rp = sub.add_parser(
-        "replay", help="run the detectors over historical log files (no Kafka needed)",
+        "replay",
+        help="run the detectors over historical log files (no Kafka needed)",
         description="Replays JSON Lines log files (.jsonl, .jsonl.gz or - for stdin) through "
         "every detector in event-time order and writes the alerts as JSON Lines.",
     )
     _common(rp)
     rp.add_argument("files", nargs="+", metavar="FILE", help="input files, read in order")
-    rp.add_argument("--alerts", metavar="FILE", default="-",
-                    help="where alerts go (default: stdout)")
-    rp.add_argument("--dead-letters", metavar="FILE",
-                    help="where rejected records go, with reason and line number "
-                    "(default: counted only)")
-    rp.add_argument("--upserts", action="store_true",
-                    help="write every alert version as it is emitted (like the alerts topic) "
-                    "instead of the final version of each alert at the end")
-    rp.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                    help="serve Prometheus metrics on this port while replaying")
+    rp.add_argument(
+        "--alerts", metavar="FILE", default="-", help="where alerts go (default: stdout)"
+    )
+    rp.add_argument(
+        "--dead-letters",
+        metavar="FILE",
+        help="where rejected records go, with reason and line number (default: counted only)",
+    )
+    rp.add_argument(
+        "--upserts",
+        action="store_true",
+        help="write every alert version as it is emitted (like the alerts topic) "
+        "instead of the final version of each alert at the end",
+    )
+    rp.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port while replaying",
+    )
     rp.add_argument("--quiet", action="store_true", help="no summary on stderr")
     rp.set_defaults(func=cmd_replay)
     try:
@@ -126,8 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(args, "log_level", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         config = load_config(getattr(args, "config", None))
         return int(args.func(args, config))

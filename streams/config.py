@@ -76,8 +76,9 @@ class AppConfig:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                environ: Mapping[str, str] | None = None) -> AppConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> AppConfig:
     """Reads the config file (if any) and applies environment overrides.
 
     Args:
@@ -126,8 +127,9 @@ def build_config(data: Mapping[str, Any]) -> AppConfig:
     if set(inp) - {"max_record_bytes"}:
         raise ConfigError("unknown setting(s) in [input]", key="input")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
-        raise ConfigError("input.max_record_bytes must be an integer >= 1024",
-                          key="input.max_record_bytes")
+        raise ConfigError(
+            "input.max_record_bytes must be an integer >= 1024", key="input.max_record_bytes"
+        )
     return AppConfig(
         detectors=detectors,
         max_record_bytes=max_bytes,
@@ -152,8 +154,9 @@ def _section(cls: Any, table: Any, name: str) -> Any:
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not want:
-            raise ConfigError(f"{name}.{key} must be of type {want.__name__}, got {value!r}",
-                              key=f"{name}.{key}")
+            raise ConfigError(
+                f"{name}.{key} must be of type {want.__name__}, got {value!r}", key=f"{name}.{key}"
+            )
         if want in (int, float) and value < 0:
             raise ConfigError(f"{name}.{key} must not be negative", key=f"{name}.{key}")
         values[key] = value
@@ -164,7 +167,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name or name == "AUPWATCH_CONFIG":
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         try:
             value: Any = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -173,6 +176,5 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"environment override {name} does not fit the config",
-                                  key=name)
+                raise ConfigError(f"environment override {name} does not fit the config", key=name)
         node[path[-1]] = value

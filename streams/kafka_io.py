@@ -1,8 +1,11 @@
-"""kafka-python plumbing: client settings, topic creation, the replay producer and the
-alerts tail."""
+"""kafka-python plumbing.
+
+Client settings, topic creation, the replay producer and the alerts tail.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,8 +22,7 @@ log = logging.getLogger(__name__)
 
 def client_settings(k: KafkaSettings) -> dict[str, Any]:
     """kafka-python connection settings, security included."""
-    out: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in
-                                                 k.bootstrap_servers.split(",")]}
+    out: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in k.bootstrap_servers.split(",")]}
     if k.security_protocol.upper() != "PLAINTEXT":
         out["security_protocol"] = k.security_protocol.upper()
         if k.sasl_mechanism or k.security_protocol.upper().startswith("SASL"):
@@ -33,8 +35,9 @@ def client_settings(k: KafkaSettings) -> dict[str, Any]:
     return out
 
 
-def ensure_topics(config: AppConfig, names: dict[str, str],
-                  input_partitions: int | None = None) -> int:
+def ensure_topics(
+    config: AppConfig, names: dict[str, str], input_partitions: int | None = None
+) -> int:
     """Creates missing topics and returns the input topic's partition count.
 
     Args:
@@ -55,11 +58,13 @@ def ensure_topics(config: AppConfig, names: dict[str, str],
 
     k = config.kafka
     try:
-        admin = KafkaAdminClient(client_id="aupwatch-admin", request_timeout_ms=20000,
-                                 **client_settings(k))
+        admin = KafkaAdminClient(
+            client_id="aupwatch-admin", request_timeout_ms=20000, **client_settings(k)
+        )
     except KafkaError as exc:
-        raise AupwatchError(f"cannot reach Kafka: {exc}",
-                            bootstrap_servers=k.bootstrap_servers) from None
+        raise AupwatchError(
+            f"cannot reach Kafka: {exc}", bootstrap_servers=k.bootstrap_servers
+        ) from None
     try:
         existing = set(admin.list_topics())
         wanted = []
@@ -70,17 +75,19 @@ def ensure_topics(config: AppConfig, names: dict[str, str],
             configs = {"cleanup.policy": "compact"} if role == "alerts" else {}
             wanted.append(NewTopic(name, parts, k.replication_factor, topic_configs=configs))
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-        meta = {t.get("topic", t.get("name")): len(t["partitions"]) for t in
-                admin.describe_topics(list(names.values()))}
+        meta = {
+            t.get("topic", t.get("name")): len(t["partitions"])
+            for t in admin.describe_topics(list(names.values()))
+        }
         for role in [r for r in ("detect", "throttle", "alerts-in") if r in names]:
             if meta.get(names[role], k.partitions) != k.partitions:
                 raise AupwatchError(
                     f"internal topic has {meta[names[role]]} partitions, config says "
-                    f"{k.partitions}", topic=names[role])
+                    f"{k.partitions}",
+                    topic=names[role],
+                )
         return meta[names["input"]]
     finally:
         admin.close()
@@ -100,10 +107,16 @@ def record_key(line: bytes) -> tuple[bytes | None, int]:
     return (key.encode() if isinstance(key, str) else None), ts
 
 
-def send_records(config: AppConfig, topic: str, lines: Iterable[bytes], batch: int = 1,
-                 pace: float | None = None, since: int | None = None,
-                 until: int | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+def send_records(
+    config: AppConfig,
+    topic: str,
+    lines: Iterable[bytes],
+    batch: int = 1,
+    pace: float | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
     """Sends log lines to the input topic with an idempotent producer.
 
     With ``batch`` 1 each record is a message keyed by its seller (else app, else key);
@@ -126,9 +139,14 @@ def send_records(config: AppConfig, topic: str, lines: Iterable[bytes], batch: i
     from kafka import KafkaProducer
     from kafka.partitioner.default import murmur2
 
-    producer = KafkaProducer(enable_idempotence=True, acks="all", linger_ms=20,
-                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024,
-                             **client_settings(config.kafka))
+    producer = KafkaProducer(
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+        max_request_size=8 * 1024 * 1024,
+        **client_settings(config.kafka),
+    )
     parts = producer.partitions_for(topic)
     if not parts:
         producer.close()
@@ -177,8 +195,9 @@ def send_records(config: AppConfig, topic: str, lines: Iterable[bytes], batch: i
     return sent, skipped
 
 
-def tail_alerts(config: AppConfig, follow: bool, idle_exit: float = 5.0) -> Iterator[
-        dict[str, Any]]:
+def tail_alerts(
+    config: AppConfig, follow: bool, idle_exit: float = 5.0
+) -> Iterator[dict[str, Any]]:
     """Reads the alerts topic from the start and yields the latest version of each alert.
 
     Args:
@@ -192,10 +211,14 @@ def tail_alerts(config: AppConfig, follow: bool, idle_exit: float = 5.0) -> Iter
     """
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(config.kafka.alerts_topic, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=int(idle_exit * 1000) if not follow else 1000,
-                             **client_settings(config.kafka))
+    consumer = KafkaConsumer(
+        config.kafka.alerts_topic,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(idle_exit * 1000) if not follow else 1000,
+        **client_settings(config.kafka),
+    )
     latest: dict[str, dict[str, Any]] = {}
     try:
         while True:

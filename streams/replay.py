@@ -108,8 +108,9 @@ class Replay:
         self.latest: dict[str, dict[str, Any]] = {}
         self._since_step = 0
 
-    def lines(self, path: str, progress: Callable[[int], None] | None = None) -> Iterator[
-            tuple[int, bytes]]:
+    def lines(
+        self, path: str, progress: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[int, bytes]]:
         """Yields (line number, line) of one input, reporting bytes read to ``progress``."""
         stream, _ = open_input(path)
         raw = getattr(stream, "fileobj", stream)

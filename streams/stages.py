@@ -1,6 +1,7 @@
-"""Per-stage bookkeeping of a worker: shards per partition, upstream markers, batching of
-internal messages. Kafka-agnostic: the worker hands it decoded messages and sends what it
-returns.
+"""Per-stage bookkeeping of a worker.
+
+Shards per partition, upstream markers, batching of internal messages. Kafka-agnostic:
+the worker hands it decoded messages and sends what it returns.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def encode_batches(items: list[Any], marks: list[list[Any]], chunk: int) -> list
     out = []
     for start in range(0, len(items), chunk):
         last = start + chunk >= len(items)
-        out.append(orjson.dumps({"m": marks if last else [], "x": items[start:start + chunk]}))
+        out.append(orjson.dumps({"m": marks if last else [], "x": items[start : start + chunk]}))
     return out
 
 
@@ -89,8 +90,14 @@ class Stage:
         data: The stage table's in-memory dict.
     """
 
-    def __init__(self, name: str, config: DetectorConfig, partitions: int, sources: list[str],
-                 data: dict[str, Entry]) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: DetectorConfig,
+        partitions: int,
+        sources: list[str],
+        data: dict[str, Entry],
+    ) -> None:
         self.name = name
         self.config = config
         self.partitions = partitions

@@ -96,8 +96,11 @@ def _credentials(config: AppConfig) -> Any:
             ssl_context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
-            username=k.sasl_username, password=k.sasl_password,
-            mechanism=k.sasl_mechanism or "PLAIN", ssl_context=ssl_context)
+            username=k.sasl_username,
+            password=k.sasl_password,
+            mechanism=k.sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
+        )
     return faust.SSLCredentials(ssl_context)
 
 
@@ -112,8 +115,9 @@ class Worker:
         sink: Optional Alertmanager sink with ``submit(alert)``.
     """
 
-    def __init__(self, config: AppConfig, input_partitions: int, metrics: Any = None,
-                 sink: Any = None) -> None:
+    def __init__(
+        self, config: AppConfig, input_partitions: int, metrics: Any = None, sink: Any = None
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.sink = sink
@@ -128,8 +132,12 @@ class Worker:
         self.acks: list[tuple[Any, Any]] = []
         self.last_checkpoint = time.monotonic()
         self.topics = {
-            role: self.app.topic(name, key_serializer="raw", value_serializer="raw",
-                                 partitions=None if role == "input" else self.n)
+            role: self.app.topic(
+                name,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=None if role == "input" else self.n,
+            )
             for role, name in self.names.items()
         }
         self.tables: dict[str, Any] = {}
@@ -141,8 +149,13 @@ class Worker:
             "alerts": [f"d{p}" for p in range(self.n)] + [f"t{p}" for p in range(self.n)],
         }
         for name in ("detect", "throttle", "alerts"):
-            table = StateTable(self.app, name=f"{name}-state", partitions=self.n,
-                               recovery_buffer_size=10000, beacon=self.app.tables.beacon)
+            table = StateTable(
+                self.app,
+                name=f"{name}-state",
+                partitions=self.n,
+                recovery_buffer_size=10000,
+                beacon=self.app.tables.beacon,
+            )
             self.app.tables.add(table)
             self.tables[name] = table
             self.stages[name] = Stage(name, det, self.n, sources[name], table.data.data)
@@ -153,9 +166,14 @@ class Worker:
 
     def _agents(self) -> None:
         batch, within = self.config.worker.batch_size, self.config.worker.batch_within
-        plan = (("ingest", "input", None), ("detect", "detect", "d"),
-                ("throttle", "throttle", "t"), ("alerts", "alerts-in", None))
+        plan = (
+            ("ingest", "input", None),
+            ("detect", "detect", "d"),
+            ("throttle", "throttle", "t"),
+            ("alerts", "alerts-in", None),
+        )
         for name, role, prefix in plan:
+
             async def agent(stream: Any, name: str = name, prefix: str | None = prefix) -> None:
                 async for events in stream.noack_take(batch, within):
                     async with self.lock:
@@ -218,8 +236,9 @@ class Worker:
         self._done = out.tokens
         await self._emit(stage, prefix, out, only_changed=True)
 
-    async def _emit(self, stage: Stage, prefix: str | None, out: Output,
-                    only_changed: bool) -> None:
+    async def _emit(
+        self, stage: Stage, prefix: str | None, out: Output, only_changed: bool
+    ) -> None:
         n = self.n
         if out.forwards:
             fwd: dict[int, list[Any]] = defaultdict(list)
@@ -243,8 +262,13 @@ class Worker:
                 if shard.wm > 0:
                     self.metrics.set_watermark(stage.name, p, shard.wm / 1e6)
 
-    async def _send_parts(self, role: str, by_part: dict[int, list[Any]],
-                          marks: list[list[Any]], only_items: bool = False) -> None:
+    async def _send_parts(
+        self,
+        role: str,
+        by_part: dict[int, list[Any]],
+        marks: list[list[Any]],
+        only_items: bool = False,
+    ) -> None:
         topic = self.topics[role]
         chunk = self.config.worker.internal_batch
         parts = by_part if only_items else range(self.n)
@@ -281,7 +305,8 @@ class Worker:
 
     async def _maybe_checkpoint(self, force: bool = False) -> None:
         if not force and time.monotonic() - self.last_checkpoint < (
-                self.config.worker.checkpoint_interval):
+            self.config.worker.checkpoint_interval
+        ):
             return
         async with self.lock:
             await self._checkpoint()
@@ -296,8 +321,9 @@ class Worker:
                 for key in shard.take_dirty():
                     entry = stage.data.get(key)
                     value = None if entry is None else orjson.dumps(entry)
-                    table.send_changelog(p, key.encode(), value, key_serializer="raw",
-                                         value_serializer="raw")
+                    table.send_changelog(
+                        p, key.encode(), value, key_serializer="raw", value_serializer="raw"
+                    )
         await producer.flush()
         acks, self.acks = self.acks, []
         for stream, event in acks:
@@ -321,7 +347,7 @@ class Worker:
             for name, prefix in (("detect", "d"), ("throttle", "t")):
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             if self.metrics is not None:
-                for name, stage in self.stages.items():
+                for stage in self.stages.values():
                     sizes: dict[str, int] = {}
                     for shard in stage.shards.values():
                         for prefix, count in shard.state_sizes().items():
@@ -338,8 +364,11 @@ class Worker:
             self.metrics.worker_assigned(len(assigned))
 
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
-        roles = {self.names["detect"]: "detect", self.names["throttle"]: "throttle",
-                 self.names["alerts-in"]: "alerts"}
+        roles = {
+            self.names["detect"]: "detect",
+            self.names["throttle"]: "throttle",
+            self.names["alerts-in"]: "alerts",
+        }
         for tp in revoked:
             if tp.topic in roles:
                 self.stages[roles[tp.topic]].drop(tp.partition)
@@ -347,8 +376,8 @@ class Worker:
                 self.clocks.pop(tp.partition, None)
                 self.last_input.pop(tp.partition, None)
         gone = {(tp.topic, tp.partition) for tp in revoked}
-        self.acks = [(s, e) for s, e in self.acks
-                     if (e.message.topic, e.message.partition) not in gone]
+        self.acks = [
+            (s, e) for s, e in self.acks if (e.message.topic, e.message.partition) not in gone
+        ]
         if self.metrics is not None:
             self.metrics.worker_rebalance()
-

@@ -39,18 +39,25 @@ duplicates are suppressed, so a crash loses nothing.
 
 
 def _kafka_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]",
-                        help="Kafka bootstrap servers (config kafka.bootstrap_servers)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT[,...]",
+        help="Kafka bootstrap servers (config kafka.bootstrap_servers)",
+    )
     parser.add_argument("--input-topic", metavar="TOPIC", help="raw log records topic")
     parser.add_argument("--alerts-topic", metavar="TOPIC", help="alerts topic")
 
 
 def _with_kafka(config: AppConfig, args: argparse.Namespace) -> AppConfig:
     changes = {}
-    for opt, field in (("bootstrap_servers", "bootstrap_servers"), ("input_topic", "input_topic"),
-                       ("alerts_topic", "alerts_topic"),
-                       ("dead_letter_topic", "dead_letter_topic"), ("group", "group_id"),
-                       ("partitions", "partitions")):
+    for opt, field in (
+        ("bootstrap_servers", "bootstrap_servers"),
+        ("input_topic", "input_topic"),
+        ("alerts_topic", "alerts_topic"),
+        ("dead_letter_topic", "dead_letter_topic"),
+        ("group", "group_id"),
+        ("partitions", "partitions"),
+    ):
         value = getattr(args, opt, None)
         if value is not None:
             changes[field] = value
@@ -61,31 +68,59 @@ def _with_kafka(config: AppConfig, args: argparse.Namespace) -> AppConfig:
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Adds ``worker`` and ``alerts`` to the command line."""
-    wp = sub.add_parser("worker", help="run a Kafka stream worker (Faust)",
-                        description=WORKER_HELP,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    wp = sub.add_parser(
+        "worker",
+        help="run a Kafka stream worker (Faust)",
+        description=WORKER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(wp)
     _kafka_options(wp)
     wp.add_argument("--dead-letter-topic", metavar="TOPIC", help="dead-letter topic")
-    wp.add_argument("--group", metavar="ID",
-                    help="consumer group and prefix of internal topics (kafka.group_id)")
-    wp.add_argument("--partitions", type=int, metavar="N",
-                    help="partitions of internal topics and a new input topic")
-    wp.add_argument("--metrics-port", type=int, metavar="PORT",
-                    help="serve Prometheus metrics on this port (monitor.metrics_port)")
-    wp.add_argument("--alertmanager-url", metavar="URL",
-                    help="also post alerts to this Alertmanager (monitor.alertmanager_url)")
+    wp.add_argument(
+        "--group",
+        metavar="ID",
+        help="consumer group and prefix of internal topics (kafka.group_id)",
+    )
+    wp.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions of internal topics and a new input topic",
+    )
+    wp.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (monitor.metrics_port)",
+    )
+    wp.add_argument(
+        "--alertmanager-url",
+        metavar="URL",
+        help="also post alerts to this Alertmanager (monitor.alertmanager_url)",
+    )
     wp.set_defaults(func=cmd_worker)
 
-    ap = sub.add_parser("alerts", help="print the latest version of each alert from Kafka",
-                        description="Reads the alerts topic from the beginning and prints "
-                        "the latest version of each alert as JSON Lines.")
+    ap = sub.add_parser(
+        "alerts",
+        help="print the latest version of each alert from Kafka",
+        description="Reads the alerts topic from the beginning and prints "
+        "the latest version of each alert as JSON Lines.",
+    )
     common(ap)
     _kafka_options(ap)
-    ap.add_argument("--follow", action="store_true",
-                    help="keep running and print every new alert version as it arrives")
-    ap.add_argument("--idle-exit", type=float, default=5.0, metavar="SECONDS",
-                    help="without --follow, stop after this long without new messages")
+    ap.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running and print every new alert version as it arrives",
+    )
+    ap.add_argument(
+        "--idle-exit",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="without --follow, stop after this long without new messages",
+    )
     ap.set_defaults(func=cmd_alerts)
 
 
@@ -101,8 +136,7 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     config = _with_kafka(config, args)
     monitor = config.monitor
     port = args.metrics_port if args.metrics_port is not None else monitor.metrics_port
-    url = args.alertmanager_url if args.alertmanager_url is not None else (
-        monitor.alertmanager_url)
+    url = args.alertmanager_url if args.alertmanager_url is not None else (monitor.alertmanager_url)
     if config.worker.uvloop:
         import uvloop
 
@@ -147,16 +181,32 @@ def cmd_alerts(args: argparse.Namespace, config: AppConfig) -> int:
 def add_replay_options(rp: argparse.ArgumentParser) -> None:
     """Options of ``aupwatch replay --to-kafka``."""
     g = rp.add_argument_group("sending to Kafka (--to-kafka)")
-    g.add_argument("--to-kafka", action="store_true",
-                   help="send the records to the input topic instead of running detectors")
+    g.add_argument(
+        "--to-kafka",
+        action="store_true",
+        help="send the records to the input topic instead of running detectors",
+    )
     g.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
     g.add_argument("--input-topic", metavar="TOPIC")
-    g.add_argument("--partitions", type=int, metavar="N",
-                   help="partitions of the input topic if it must be created")
-    g.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="records per Kafka message (JSON Lines), default 1")
-    g.add_argument("--pace", type=float, metavar="X",
-                   help="send at X times real time by event time (default: as fast as possible)")
+    g.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions of the input topic if it must be created",
+    )
+    g.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="records per Kafka message (JSON Lines), default 1",
+    )
+    g.add_argument(
+        "--pace",
+        type=float,
+        metavar="X",
+        help="send at X times real time by event time (default: as fast as possible)",
+    )
     g.add_argument("--since", metavar="TIME", help="skip records before this RFC 3339 time")
     g.add_argument("--until", metavar="TIME", help="skip records at or after this time")
 
@@ -193,13 +243,23 @@ def replay_to_kafka(args: argparse.Namespace, config: AppConfig) -> int:
 
     progress = Progress(None, f"sending to {topic}")
     start = time.monotonic()
-    sent, skipped = send_records(config, topic, lines(), batch=args.batch, pace=args.pace,
-                                 since=since, until=until,
-                                 on_progress=lambda n: progress(n * 300))
+    sent, skipped = send_records(
+        config,
+        topic,
+        lines(),
+        batch=args.batch,
+        pace=args.pace,
+        since=since,
+        until=until,
+        on_progress=lambda n: progress(n * 300),
+    )
     progress.done()
     took = time.monotonic() - start
     if not args.quiet:
-        print(f"read {read} records, sent {sent} to {topic} "
-              f"({args.batch} per message), skipped by time filter {skipped}, "
-              f"{took:.2f} s ({sent / took if took else 0:,.0f} records/s)", file=sys.stderr)
+        print(
+            f"read {read} records, sent {sent} to {topic} "
+            f"({args.batch} per message), skipped by time filter {skipped}, "
+            f"{took:.2f} s ({sent / took if took else 0:,.0f} records/s)",
+            file=sys.stderr,
+        )
     return 0 if sent + skipped == read else 1

@@ -1,0 +1,51 @@
+# aupwatch developer tasks. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) ## Create .venv and install aupwatch with its dev tools (idempotent)
+
+demo: setup ## Install, then replay the bundled example logs and print the alerts
+	$(BIN)/aupwatch replay examples/sample.jsonl.gz --dead-letters /dev/null
+
+services: setup ## Start the local Kafka broker and install Prometheus/Alertmanager (idempotent)
+	bash deploy/kafka/kafka.sh start
+	bash deploy/install-monitoring.sh
+
+lint: setup ## ruff (lint + format check) and mypy (strict on detectors/ and schemas/)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy detectors schemas
+	$(BIN)/mypy streams
+
+test: setup services lint ## Everything CI runs: services, lint, type checks, the whole test suite
+	$(BIN)/python -m pytest -q
+
+unit: setup ## Only the tests that need no broker or server
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on the local broker)
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/stream.py
+
+worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
+	bash deploy/kafka/kafka.sh start
+	$(BIN)/aupwatch worker --config deploy/aupwatch.toml --metrics-port 9464
+
+kafka-stop: ## Stop the local Kafka broker
+	bash deploy/kafka/kafka.sh stop
+
+.PHONY: help setup demo services lint test unit bench worker kafka-stop

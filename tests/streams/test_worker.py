@@ -1,0 +1,121 @@
+"""The Kafka worker against the real broker: same alerts as offline replay, whatever happens."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.generator import GeneratorConfig, generate, write
+from tests.streams.harness import (
+    deployment,
+    describe_difference,
+    latest_alerts,
+    read_topic,
+    reasons,
+    replay_alerts,
+    wait_for_alerts,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Path]:
+    """50,000 generated records with every detector and reason, and replay's verdict."""
+    tmp = tmp_path_factory.mktemp("data")
+    logs = tmp / "logs.jsonl"
+    write(generate(GeneratorConfig(seed=7, records=50_000)), logs, tmp / "truth.jsonl")
+    dead = tmp / "dead.jsonl"
+    expected = replay_alerts(logs, dead)
+    every = {(d, r) for d, r in reasons(expected)}
+    assert len(every) == 11, f"data set lacks some detector reasons: {sorted(every)}"
+    return logs, expected, dead
+
+
+def test_worker_matches_replay(kafka_bootstrap: str, tmp_path: Path, dataset: Any) -> None:
+    logs, expected, _ = dataset
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        dep.create_input()
+        dep.start_worker("w1")
+        dep.send(logs, batch=100)
+        got = wait_for_alerts(dep, expected)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
+
+
+def test_two_workers_match_one(kafka_bootstrap: str, tmp_path: Path, dataset: Any) -> None:
+    logs, expected, _ = dataset
+    with deployment(kafka_bootstrap, tmp_path, partitions=4, input_partitions=4) as dep:
+        dep.create_input()
+        dep.start_worker("w1")
+        dep.start_worker("w2")
+        time.sleep(8)  # let both join before data arrives, so the work is really split
+        dep.send(logs, batch=1)
+        got = wait_for_alerts(dep, expected, timeout=300)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
+        assert all(p.poll() is None for p in dep.procs), dep.logs()
+
+
+def test_sigkill_mid_stream_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any
+) -> None:
+    logs, expected, _ = dataset
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        dep.create_input()
+        dep.send(logs, batch=20)
+        worker = dep.start_worker("w1")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen = len(latest_alerts(dep.bootstrap, dep.alerts_topic))
+            if seen >= 5:
+                break
+            time.sleep(0.5)
+        assert 5 <= seen < len(expected), f"killed too late or too early: {seen} alerts"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        dep.start_worker("w1-restarted")
+        got = wait_for_alerts(dep, expected)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
+
+
+def test_dead_letters_with_reason_and_source(
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any
+) -> None:
+    logs, expected, dead_file = dataset
+    want = Counter(orjson.loads(line)["reason"] for line in dead_file.read_bytes().splitlines())
+    assert sum(want.values()) > 10
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        dep.create_input()
+        dep.start_worker("w1")
+        dep.send(logs, batch=50)
+        got_alerts = wait_for_alerts(dep, expected)
+        assert got_alerts == expected, describe_difference(expected, got_alerts)
+        messages = read_topic(kafka_bootstrap, dep.dead_topic)
+        got = Counter(dict(m.headers)["aupwatch.reason"].decode() for m in messages)
+        assert got == want
+        raw_lines = set(logs.read_bytes().split(b"\n"))
+        for m in messages:
+            headers = dict(m.headers)
+            assert headers["aupwatch.source.topic"].decode() == dep.input_topic
+            assert int(headers["aupwatch.source.partition"]) in range(dep.input_partitions)
+            assert int(headers["aupwatch.source.offset"]) >= 0
+            assert headers["aupwatch.error"]
+            assert m.value in raw_lines  # the record is kept byte for byte
+
+
+def test_worker_help_and_sigterm(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        ["aupwatch", "worker", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "SASL" in out.stdout and "--bootstrap-servers" in out.stdout
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        proc = dep.start_worker("w1")
+        time.sleep(6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, dep.logs()
