@@ -165,7 +165,7 @@ class AlertAggregator:
         evidence: dict[str, Any] = dict(state["e"])
         evidence.update(state["c"])
         for name, values in state["u"].items():
-            evidence[name] = values[: self.sample]
+            evidence[name] = sorted(values)[: self.sample]
             evidence[f"{name}_count"] = len(values)
         evidence["event_ids"] = list(state["ev"])
         fields = {**subject, **evidence}

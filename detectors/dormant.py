@@ -93,7 +93,9 @@ class Dormant:
             state["warned"] = False
         if ok:
             state["ok"] = ts
-            state["clock"] = max(state["clock"], ts)
+            if ts > state["clock"]:
+                state["clock"] = ts
+                state["warned"] = False  # a new idle stretch starts: it may warn again
         return self._arm(state)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:

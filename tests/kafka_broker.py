@@ -1,0 +1,105 @@
+"""Helpers for tests that need the project's local Kafka broker (deploy/kafka/kafka.sh).
+
+The broker is a single KRaft node on 127.0.0.1:${AUPWATCH_KAFKA_PORT:-19092}. ``ensure_broker``
+starts it when it is not running (the first start on a machine fetches its jars with Maven) and
+leaves it running afterwards; ``deploy/kafka/kafka.sh stop`` stops it.
+
+Set AUPWATCH_KAFKA_BOOTSTRAP=host:port to use some other, already running broker instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.errors import UnknownTopicOrPartitionError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SH = REPO_ROOT / "deploy" / "kafka" / "kafka.sh"
+
+# The first start on a fresh machine downloads ~50 MB of jars; later starts take seconds.
+START_TIMEOUT_S = 900
+
+
+def bootstrap_address() -> str:
+    """Return the bootstrap address of the project broker, without starting it."""
+    external = os.environ.get("AUPWATCH_KAFKA_BOOTSTRAP")
+    if external:
+        return external
+    return f"127.0.0.1:{os.environ.get('AUPWATCH_KAFKA_PORT', '19092')}"
+
+
+def ensure_broker() -> str:
+    """Start the local broker unless it is already up; return its "127.0.0.1:PORT" address.
+
+    Raises RuntimeError with the script's output (which includes the broker log tail) when the
+    broker does not come up.
+    """
+    if os.environ.get("AUPWATCH_KAFKA_BOOTSTRAP"):
+        return bootstrap_address()
+    try:
+        proc = subprocess.run(
+            ["bash", str(KAFKA_SH), "start"],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{KAFKA_SH} start timed out after {START_TIMEOUT_S}s") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{KAFKA_SH} start failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
+    return bootstrap_address()
+
+
+def unique_name(prefix: str) -> str:
+    """Return a topic/group/transactional id that no other test (or test run) uses."""
+    safe = re.sub(r"[^a-zA-Z0-9._-]", "-", prefix) or "t"
+    return f"{safe}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def admin_client(bootstrap: str) -> Iterator[KafkaAdminClient]:
+    """Yield a KafkaAdminClient for ``bootstrap`` and close it afterwards."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id=unique_name("aupwatch-test-admin"),
+        request_timeout_ms=30_000,
+    )
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    config: Mapping[str, str] | None = None,
+) -> str:
+    """Create topic ``name`` (replication factor 1) and wait until every partition has a leader."""
+    configs = {k: str(v) for k, v in (config or {}).items()}
+    with admin_client(bootstrap) as admin:
+        admin.create_topics(
+            {name: {"num_partitions": partitions, "replication_factor": 1, "configs": configs}},
+            timeout_ms=30_000,
+        )
+        admin.wait_for_topics([name], timeout_ms=30_000)
+    return name
+
+
+def delete_topic(bootstrap: str, name: str) -> None:
+    """Delete topic ``name``; a topic that does not exist is not an error."""
+    with admin_client(bootstrap) as admin, contextlib.suppress(UnknownTopicOrPartitionError):
+        admin.delete_topics([name], timeout_ms=30_000)
