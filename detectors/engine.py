@@ -168,21 +168,27 @@ class Shard:
         key = item[3]
         entry = self.store.get(key)
         if entry is None:
+            emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
+            state = self.ops[key[0]].apply(key, None, item, out)
+            if state is None and emitted == (
+                len(out.forwards) + len(out.occurrences) + len(out.alerts)
+            ):
+                return  # changed nothing: a re-delivery would change nothing either
             entry = [{item[2]: item[0]}, None, _PRUNE_MIN]
             self.store[key] = entry
-            state = old_t = None
-        else:
-            seen = entry[0]
-            if item[2] in seen:
-                out.duplicates += 1
-                return
-            seen[item[2]] = item[0]
-            if len(seen) >= entry[2]:
-                # amortised O(1): after a prune the next one waits until the set doubles
-                _prune(seen, self.wm - self.config.dedup_horizon)
-                entry[2] = max(_PRUNE_MIN, 2 * len(seen))
-            state = entry[1]
-            old_t = None if state is None else state.get("_t")
+            self._store_state(key, entry, state, None)
+            return
+        seen = entry[0]
+        if item[2] in seen:
+            out.duplicates += 1
+            return
+        seen[item[2]] = item[0]
+        if len(seen) >= entry[2]:
+            # amortised O(1): after a prune the next one waits until the set doubles
+            _prune(seen, self.wm - self.config.dedup_horizon)
+            entry[2] = max(_PRUNE_MIN, 2 * len(seen))
+        state = entry[1]
+        old_t = None if state is None else state.get("_t")
         state = self.ops[key[0]].apply(key, state, item, out)
         self._store_state(key, entry, state, old_t)
 

@@ -1,7 +1,8 @@
 """Decode and validate one log record: the runtime twin of the JSON Schema files.
 
-``decode_line`` accepts exactly what ``schemas/json/*.schema.json`` accept; a test feeds
-the same cases through both.
+``decode_line`` accepts exactly what ``schemas/json/record.schema.json`` accepts (draft
+2020-12 semantics: ``200.0`` is an integer); ``tests/schemas/test_agreement.py`` feeds the
+same cases, and generated near-valid records, through both.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def _opt_str(obj: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _integer(obj: dict[str, Any], name: str) -> int:
+    """Slow path of a required integer: JSON Schema semantics, so ``200.0`` is 200."""
+    try:
+        value = obj[name]
+    except KeyError:
+        raise _missing(name) from None
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise _wrong(name, "an integer", value)
+
+
 def _enum(obj: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     value = _req_str(obj, name)
     if value not in allowed:
@@ -107,8 +121,8 @@ def _ip(obj: dict[str, Any], name: str) -> str:
     ok = _ip_cache.get(value)
     if ok is None:
         try:
-            ipaddress.ip_address(value)
-            ok = True
+            # A zone (``fe80::1%eth0``) is not part of an address (RFC 4291 2.2).
+            ok = not getattr(ipaddress.ip_address(value), "scope_id", None)
         except ValueError:
             ok = False
         if len(_ip_cache) > 100_000:
@@ -120,33 +134,69 @@ def _ip(obj: dict[str, Any], name: str) -> str:
 
 
 def _api_call(obj: dict[str, Any], event_id: str, ts: int) -> ApiCall:
-    status = obj.get("status")
-    if status is None:
-        raise _missing("status") if "status" not in obj else _wrong("status", "an integer", None)
+    # The hot path: each field is checked inline and only a failure (or a rare form such
+    # as an integral float) goes through the helpers, which raise the precise error.
+    # The order of the checks (status, latency, then the fields in ApiCall's order) is
+    # unchanged, so a record with several faults keeps its reason.
+    get = obj.get
+    status = get("status")
     if type(status) is not int:
-        raise _wrong("status", "an integer", status)
+        status = _integer(obj, "status")
     if not 100 <= status <= 599:
         raise BadRecord("bad_value", "field 'status' must be between 100 and 599")
-    latency = obj.get("latency_ms")
+    latency = get("latency_ms")
     if latency is not None or "latency_ms" in obj:
-        if type(latency) not in (int, float):
+        if type(latency) is not float and type(latency) is not int:
             raise _wrong("latency_ms", "a number", latency)
         if latency < 0:
             raise BadRecord("bad_value", "field 'latency_ms' must be >= 0")
+    region = get("region")
+    if region not in REGIONS:
+        region = _enum(obj, "region", REGIONS)
+    developer_id = get("developer_id")
+    if type(developer_id) is not str or not developer_id:
+        developer_id = _req_str(obj, "developer_id")
+    app_id = get("app_id")
+    if type(app_id) is not str or not app_id:
+        app_id = _req_str(obj, "app_id")
+    key_id = get("key_id")
+    if type(key_id) is not str or not key_id:
+        key_id = _req_str(obj, "key_id")
+    seller_id = get("seller_id")
+    if type(seller_id) is not str or not seller_id:
+        seller_id = _req_str(obj, "seller_id")
+    operation = get("operation")
+    if type(operation) is not str or not operation:
+        operation = _req_str(obj, "operation")
+    source_ip = get("source_ip")
+    if type(source_ip) is not str or _ip_cache.get(source_ip) is not True:
+        source_ip = _ip(obj, "source_ip")
+    resource_ids = get("resource_ids")
+    if type(resource_ids) is list:
+        for item in resource_ids:
+            if type(item) is not str:
+                raise _wrong("resource_ids", "an array of strings", item)
+        resource_ids = tuple(resource_ids)
+    else:
+        resource_ids = _str_list(obj, "resource_ids", required=False)
+    user_agent: str | None = get("user_agent")
+    if type(user_agent) is not str:
+        user_agent = _opt_str(obj, "user_agent")
+    # Positional: ApiCall's field order (test_agreement checks every field).
     return ApiCall(
-        event_id=event_id,
-        ts=ts,
-        region=_enum(obj, "region", REGIONS),
-        developer_id=_req_str(obj, "developer_id"),
-        app_id=_req_str(obj, "app_id"),
-        key_id=_req_str(obj, "key_id"),
-        seller_id=_req_str(obj, "seller_id"),
-        operation=_req_str(obj, "operation"),
-        status=status,
-        source_ip=_ip(obj, "source_ip"),
-        resource_ids=_str_list(obj, "resource_ids", required=False),
-        user_agent=_opt_str(obj, "user_agent"),
-        latency_ms=latency,
+        event_id,
+        ts,
+        region,
+        developer_id,
+        app_id,
+        key_id,
+        seller_id,
+        operation,
+        status,
+        source_ip,
+        resource_ids,
+        user_agent,
+        latency,
     )
 
 
@@ -165,6 +215,7 @@ def _authorization(obj: dict[str, Any], event_id: str, ts: int) -> Authorization
 
 def _data_access(obj: dict[str, Any], event_id: str, ts: int) -> DataAccess:
     viewer_type = _enum(obj, "viewer_type", VIEWER_TYPES)
+    viewer_seller: str | None
     if viewer_type == "seller_user":
         viewer_seller = _req_str(obj, "viewer_seller_id")
     else:
@@ -200,6 +251,24 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], str, int], Record]] = {
 }
 
 
+def _kind_error(obj: dict[str, Any]) -> BadRecord:
+    kind = obj.get("kind")
+    if kind is None and "kind" not in obj:
+        return _missing("kind")
+    if type(kind) is not str:
+        return _wrong("kind", "a string", kind)
+    return BadRecord("unknown_kind", f"unknown record kind {kind[:64]!r}")
+
+
+def _check_version(version: Any) -> None:
+    if type(version) is float and version.is_integer():
+        version = int(version)
+    elif type(version) is not int:
+        raise _wrong("schema_version", "an integer", version)
+    if version != 1:
+        raise BadRecord("bad_value", f"unsupported schema_version {version} (this is version 1)")
+
+
 def validate_object(obj: Any) -> Record:
     """Validates a decoded JSON value against the contract.
 
@@ -214,24 +283,26 @@ def validate_object(obj: Any) -> Record:
     """
     if type(obj) is not dict:
         raise BadRecord("not_object", f"a record must be a JSON object, got {type(obj).__name__}")
-    event_id = _req_str(obj, "event_id")
+    get = obj.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not event_id:
+        event_id = _req_str(obj, "event_id")
     if len(event_id) > 128:
         raise BadRecord("bad_value", "field 'event_id' must be at most 128 characters")
-    kind = obj.get("kind")
-    if kind is None and "kind" not in obj:
-        raise _missing("kind")
-    if type(kind) is not str:
-        raise _wrong("kind", "a string", kind)
-    builder = _BUILDERS.get(kind)
+    kind = get("kind")
+    builder = _BUILDERS.get(kind) if type(kind) is str else None
     if builder is None:
-        raise BadRecord("unknown_kind", f"unknown record kind {kind[:64]!r}")
-    version = obj.get("schema_version", 1)
-    if type(version) is not int:
-        raise _wrong("schema_version", "an integer", version)
-    if version != 1:
-        raise BadRecord("bad_value", f"unsupported schema_version {version} (this is version 1)")
-    ts = _timestamp(obj, "ts")
-    assert ts is not None
+        raise _kind_error(obj)
+    version = get("schema_version", 1)
+    if type(version) is not int or version != 1:
+        _check_version(version)
+    text = get("ts")
+    if type(text) is not str:
+        raise _missing("ts") if "ts" not in obj else _wrong("ts", "an RFC 3339 string", text)
+    try:
+        ts = parse_ts(text)
+    except ValueError as exc:
+        raise BadRecord("bad_timestamp", f"field 'ts': {exc}") from None
     return builder(obj, event_id, ts)
 
 
@@ -256,6 +327,8 @@ def decode_line(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Record
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as uexc:
-            raise BadRecord("invalid_utf8", f"not UTF-8: {uexc.reason} at byte {uexc.start}") from None
+            raise BadRecord(
+                "invalid_utf8", f"not UTF-8: {uexc.reason} at byte {uexc.start}"
+            ) from None
         raise BadRecord("invalid_json", f"not JSON: {exc}") from None
     return validate_object(obj)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -145,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    # detector state is millions of long-lived small containers: default gc thresholds
+    # rescan them over and over, which halves throughput on large inputs
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 1000)
     logging.basicConfig(
         level=getattr(args, "log_level", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

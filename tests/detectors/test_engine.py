@@ -27,7 +27,8 @@ class Recorder:
     """Fake operator: logs every apply and fire.
 
     Payload ``timer=T`` sets the key's timer to T, ``then=U`` re-arms it at U when T fires,
-    ``drop=True`` returns None (no state to keep).
+    ``drop=True`` returns None (no state to keep) but emits a forward; ``noop=True`` returns
+    None and emits nothing.
     """
 
     prefix = "X"
@@ -39,6 +40,9 @@ class Recorder:
         ts, rank, eid, _, payload = it[:5]
         self.log.append(("apply", ts, rank, eid, key))
         if payload.get("drop"):
+            out.forwards.append(it)  # an output: the engine must remember the event id
+            return None
+        if payload.get("noop"):
             return None
         state = dict(state or {"_t": None})
         state["n"] = state.get("n", 0) + 1
@@ -271,6 +275,16 @@ def test_entry_with_no_state_collected_after_dedup_horizon() -> None:
     assert "X|a" in sh.take_dirty()
     sh.add([item(1000 * S, "e1", drop=True)], out)  # forgotten: applied again (late)
     assert op.applied() == ["e1", "e1"]
+
+
+def test_item_that_changes_nothing_leaves_no_entry() -> None:
+    sh, op = shard()
+    out = Output()
+    sh.add([item(1000 * S, "e1", noop=True)], out)
+    sh.advance(1000 * S, out)
+    assert "X|a" not in sh.store and not sh.timers
+    sh.add([item(1000 * S, "e1", noop=True)], out)  # a re-delivery: still nothing to change
+    assert op.applied() == ["e1", "e1"] and out.duplicates == 0
 
 
 def test_collection_waits_for_the_newest_remembered_id() -> None:

@@ -1,0 +1,675 @@
+"""Entities, record emission and background traffic of the synthetic log generator.
+
+The background is built so that it yields no alert under docs/semantics.md:
+- every (app, seller) pair is granted, with the roles its operations need, at least two
+  minutes before its first call, and is never called after a revoke;
+- every developer account calls only from addresses of its own, so accounts never link;
+- resources are shown only to users of the seller they were fetched for, or to staff;
+- every key gets a successful call at most ~42 days apart (heartbeats) while it is in use,
+  and a key that is rotated out is revoked a few days after its last use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as _dt
+from random import Random
+from typing import Any
+
+import orjson
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+REGIONS = ("NA", "EU", "FE")
+# Operations that need a restricted role (the project's default [roles] catalog).
+ROLE_OF = {
+    "getOrderAddress": "pii",
+    "getOrderBuyerInfo": "pii",
+    "getOrderItemsBuyerInfo": "pii",
+    "createRestrictedDataToken": "pii",
+    "getReport": "reports",
+    "getReportDocument": "reports",
+    "createReport": "reports",
+}
+# Usage plans (rate per second, burst) of the project's default [throttle.plans].
+PLANS = {
+    "getOrders": (0.0167, 20),
+    "getOrder": (0.5, 30),
+    "getOrderItems": (0.5, 30),
+    "createRestrictedDataToken": (1.0, 10),
+    "getListingsRestrictions": (5.0, 10),
+}
+DEFAULT_PLAN = (1.0, 10)
+HEARTBEAT_OP = "getMarketplaceParticipations"
+
+# Session kinds an application can run, and the grant roles each one implies.
+KIND_ROLES = {
+    "orders": ("orders",),
+    "orders_pii": ("orders", "pii"),
+    "reports": ("reports",),
+    "listings": ("listings",),
+    "finance": ("finance",),
+}
+PII_OPS = ("getOrderAddress", "getOrderBuyerInfo", "getOrderItemsBuyerInfo")
+LISTING_OPS = ("getListingsRestrictions", "getListingsItem", "getCatalogItem", "putListingsItem")
+FINANCE_OPS = ("listFinancialEvents", "getInventorySummaries")
+CHANNELS = ("ui", "ui", "ui", "export", "email", "api", "webhook")
+_VENDORS = (
+    "shipfast",
+    "ordersync",
+    "listly",
+    "repricer",
+    "feedhub",
+    "taxbridge",
+    "cartlink",
+    "stockpilot",
+    "ledgerly",
+    "parcelwise",
+    "sellerdesk",
+    "marginiq",
+    "omnistock",
+)
+_STACKS = ("Python/3.11", "Java/17.0.9", "Node.js/20.11", "Go/1.22", ".NET/8.0")
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+_dumps = orjson.dumps
+
+
+def dumps(obj: Any) -> bytes:
+    """orjson.dumps, copied into an exact-size bytes object.
+
+    orjson's own result keeps its (much larger) write buffer allocated: a million of them
+    take gigabytes and most of the run time in page faults.
+    """
+    return bytes(memoryview(_dumps(obj)))
+
+
+_SOD: list[str] = []
+_MSS: list[str] = []
+
+
+def parse_rfc3339_ms(text: str) -> int:
+    """Parse an RFC 3339 timestamp (``Z`` or offset) to integer ms since the epoch."""
+    value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def make_ts_formatter(origin_ms: int) -> Any:
+    """A fast ms -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` formatter (table-driven)."""
+    if not _SOD:
+        _SOD.extend(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400))
+        _MSS.extend(f".{m:03d}Z" for m in range(1000))
+    day0 = origin_ms - origin_ms % DAY_MS
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+    prefixes: dict[int, str] = {}
+    sod, mss = _SOD, _MSS
+
+    def fmt(ms: int) -> str:
+        d, r = divmod(ms - day0, DAY_MS)
+        pre = prefixes.get(d)
+        if pre is None:
+            when = epoch + _dt.timedelta(milliseconds=day0 + d * DAY_MS)
+            pre = prefixes[d] = when.strftime("%Y-%m-%dT")
+        s, m = divmod(r, 1000)
+        return pre + sod[s] + mss[m]
+
+    return fmt
+
+
+class Seller:
+    """A selling partner: region, its users, its share of the traffic."""
+
+    __slots__ = ("id", "region", "users", "weight")
+
+    def __init__(self, sid: str, region: str, users: list[str], weight: float) -> None:
+        self.id, self.region, self.users, self.weight = sid, region, users, weight
+
+
+class Dev:
+    """A developer account: its own source addresses and staff users."""
+
+    __slots__ = ("apps", "id", "ips", "staff")
+
+    def __init__(self, did: str, ips: list[str], staff: list[str]) -> None:
+        self.id, self.ips, self.staff = did, ips, staff
+        self.apps: list[App] = []
+
+
+class App:
+    """An application: session kinds, grant roles, keys and sellers."""
+
+    __slots__ = (
+        "dev",
+        "id",
+        "keys",
+        "kinds",
+        "primary",
+        "roles",
+        "sellers",
+        "start",
+        "taken",
+        "ua",
+        "weight",
+    )
+
+    def __init__(
+        self,
+        aid: str,
+        dev: Dev,
+        kinds: list[str],
+        roles: list[str] | None,
+        ua: str,
+        start: int,
+        weight: float,
+    ) -> None:
+        self.id, self.dev, self.kinds, self.roles, self.ua = aid, dev, kinds, roles, ua
+        self.start, self.weight = start, weight
+        self.keys: list[tuple[str, int, int]] = []  # (key_id, active from, active until)
+        self.primary: Seller  # set when the pairs are built
+        self.sellers: list[Seller] = []
+        self.taken: set[str] = set()  # seller ids this app has a pair with (any use)
+
+    def key_at(self, ts: int) -> str:
+        """The key the app uses at ``ts``."""
+        for key_id, lo, hi in self.keys:
+            if lo <= ts < hi:
+                return key_id
+        return self.keys[-1][0]
+
+
+class World:
+    """Holds the entities and the emitted lines with their shuffle sort keys."""
+
+    def __init__(self, cfg: Any, rng: Random) -> None:
+        self.cfg = cfg
+        self.rng = rng
+        self.start = parse_rfc3339_ms(cfg.start)
+        self.end = self.start + int(cfg.days * DAY_MS)
+        self.span = self.end - self.start
+        self.fmt = make_ts_formatter(self.start)
+        self.shuffle_ms = max(0, round(cfg.shuffle_seconds * 1000))
+        self.lines: list[bytes] = []
+        self.keys: list[int] = []
+        self.n_ev = 0
+        self.max_ts = self.start
+        self.n_res = 0
+        self.n_ip = 0
+        self.tracked: dict[str, list[tuple[int, int, str, int]]] = {}
+        self.sellers: list[Seller] = []
+        self.devs: list[Dev] = []
+        self.apps: list[App] = []
+        self.pairs: list[tuple[App, Seller, int, int]] = []
+
+    # ---- identifiers -------------------------------------------------------------------
+    def eid(self) -> str:
+        """A new unique event id."""
+        self.n_ev += 1
+        return f"e{self.n_ev}"
+
+    def order_id(self) -> str:
+        """A new unique order id."""
+        self.n_res += 1
+        c = self.n_res
+        return f"{111 + c % 9:03d}-{c * 2654435761 % 10_000_000:07d}-{c:07d}"
+
+    def res_id(self, prefix: str) -> str:
+        """A new unique resource id with a prefix."""
+        self.n_res += 1
+        return f"{prefix}{10_000_000 + self.n_res}"
+
+    def new_ip(self, block: str = "bg") -> str:
+        """A new address nobody used before (background, IPv6 or injected block)."""
+        self.n_ip += 1
+        n = self.n_ip
+        if block == "bg":
+            return f"198.{18 + (n >> 16) % 2}.{(n >> 8) & 255}.{n & 255 or 1}"
+        if block == "v6":
+            return f"2001:db8:{n >> 16:x}::{n & 0xFFFF or 1:x}"
+        return f"203.0.{113 + (n >> 8) % 8}.{n & 255 or 1}"
+
+    def key_id(self) -> str:
+        """A new access key id."""
+        return "AKIA" + "".join(self.rng.choices(_ALNUM, k=16))
+
+    def uniform_ts(self, lo_frac: float, hi_frac: float) -> int:
+        """A uniform random time between two fractions of the span."""
+        return self.start + int(self.span * self.rng.uniform(lo_frac, hi_frac))
+
+    # ---- emission ----------------------------------------------------------------------
+    def put(self, ts: int, line: bytes, sort_key: int | None = None) -> None:
+        """Adds one line, placed at a random point within the shuffle after ``ts``."""
+        if sort_key is None:
+            sort_key = ts + int(self.rng.random() * (self.shuffle_ms + 1))
+        self.lines.append(line)
+        self.keys.append(sort_key)
+        if ts > self.max_ts:
+            self.max_ts = ts
+
+    def call(
+        self,
+        ts: int,
+        app: App,
+        seller: Seller,
+        op: str,
+        status: int = 200,
+        key_id: str | None = None,
+        ip: str | None = None,
+        resources: list[str] | None = None,
+        sort_key: int | None = None,
+    ) -> str:
+        """Emits an ``api_call``."""
+        rng = self.rng
+        if key_id is None:
+            key_id = app.key_at(ts)
+        eid = self.eid()
+        rec: dict[str, Any] = {
+            "event_id": eid,
+            "kind": "api_call",
+            "ts": self.fmt(ts),
+            "region": seller.region,
+            "developer_id": app.dev.id,
+            "app_id": app.id,
+            "key_id": key_id,
+            "seller_id": seller.id,
+            "operation": op,
+            "status": status,
+            "source_ip": ip or rng.choice(app.dev.ips),
+            "user_agent": app.ua,
+        }
+        if resources:
+            rec["resource_ids"] = resources
+        rec["latency_ms"] = 40 + int(rng.random() * 600)
+        self.put(ts, dumps(rec), sort_key)
+        track = self.tracked.get(key_id)
+        if track is not None:
+            track.append((ts, 2, "call", status))
+        return eid
+
+    def auth(
+        self,
+        ts: int,
+        app: App,
+        seller: Seller,
+        action: str = "grant",
+        roles: list[str] | bool | None = True,
+        expires_at: int | None = None,
+        sort_key: int | None = None,
+    ) -> str:
+        """Emits an ``authorization`` (roles ``True`` = the app's own roles)."""
+        eid = self.eid()
+        rec: dict[str, Any] = {
+            "event_id": eid,
+            "kind": "authorization",
+            "ts": self.fmt(ts),
+            "app_id": app.id,
+            "seller_id": seller.id,
+            "action": action,
+        }
+        if action == "grant":
+            if roles is True:
+                roles = app.roles
+            if roles:
+                rec["roles"] = list(roles)
+            if expires_at is not None:
+                rec["expires_at"] = self.fmt(expires_at)
+        rec["developer_id"] = app.dev.id
+        self.put(ts, dumps(rec), sort_key)
+        return eid
+
+    def access(
+        self,
+        ts: int,
+        app: App,
+        resources: list[str],
+        viewer_type: str,
+        viewer_id: str,
+        viewer_seller: Seller | None = None,
+        channel: str = "ui",
+    ) -> str:
+        """Emits a ``data_access``."""
+        eid = self.eid()
+        rec: dict[str, Any] = {
+            "event_id": eid,
+            "kind": "data_access",
+            "ts": self.fmt(ts),
+            "app_id": app.id,
+            "resource_ids": resources,
+            "viewer_type": viewer_type,
+            "viewer_id": viewer_id,
+        }
+        if viewer_seller is not None:
+            rec["viewer_seller_id"] = viewer_seller.id
+        rec["channel"] = channel
+        self.put(ts, dumps(rec))
+        return eid
+
+    def key_event(self, ts: int, key_id: str, app: App, action: str) -> str:
+        """Emits a ``key_event``."""
+        eid = self.eid()
+        rec = {
+            "event_id": eid,
+            "kind": "key_event",
+            "ts": self.fmt(ts),
+            "key_id": key_id,
+            "developer_id": app.dev.id,
+            "app_id": app.id,
+            "action": action,
+            "schema_version": 1,
+        }
+        self.put(ts, dumps(rec))
+        track = self.tracked.get(key_id)
+        if track is not None:
+            track.append((ts, 0, action, 0))
+        return eid
+
+    # ---- entities ----------------------------------------------------------------------
+    def build(self, budget: int) -> None:
+        """Create sellers, developers, apps, keys, grants, rotations and heartbeats."""
+        cfg, rng = self.cfg, self.rng
+        seen: set[str] = set()
+        for _ in range(cfg.sellers):
+            while True:
+                sid = "A" + "".join(rng.choices(_ALNUM, k=rng.choice((12, 13))))
+                if sid not in seen:
+                    break
+            seen.add(sid)
+            region = rng.choices(REGIONS, weights=(6, 3, 1))[0]
+            users = [f"amzn1.account.{sid[1:9]}.u{u}" for u in range(rng.randint(1, 4))]
+            self.sellers.append(Seller(sid, region, users, rng.paretovariate(1.5)))
+        for i in range(cfg.developers):
+            did = f"dev-{1000 + i * 7 + rng.randrange(7):05d}"
+            block = "v6" if rng.random() < 0.15 else "bg"
+            ips = [self.new_ip(block) for _ in range(rng.choice((1, 1, 2, 3)))]
+            staff = [f"staff-{did[4:]}-{n}" for n in range(rng.randint(1, 3))]
+            dev = Dev(did, ips, staff)
+            self.devs.append(dev)
+            vendor = rng.choice(_VENDORS)
+            for _ in range(rng.choices((1, 2, 3), weights=(70, 25, 5))[0]):
+                kinds = rng.sample(list(KIND_ROLES), rng.choice((1, 1, 2)))
+                roles = sorted({r for k in kinds for r in KIND_ROLES[k]})
+                if set(roles) <= {"listings", "finance"} and rng.random() < 0.5:
+                    roles_opt: list[str] | None = None  # grant without roles: none needed
+                else:
+                    roles_opt = roles
+                version = f"{rng.randint(1, 5)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
+                ua = f"{vendor}/{version} ({rng.choice(_STACKS)})"
+                late = rng.random() < 0.2
+                start = self.uniform_ts(0.1, 0.5) if late else self.start + rng.randrange(DAY_MS)
+                aid = f"sp-app-{rng.getrandbits(40):010x}"
+                app = App(aid, dev, kinds, roles_opt, ua, start, rng.paretovariate(1.2))
+                dev.apps.append(app)
+                self.apps.append(app)
+        self._keys_and_pairs(budget)
+
+    def _keys_and_pairs(self, budget: int) -> None:
+        rng, end = self.rng, self.end
+        max_per_app = max(1, len(self.sellers) // 2)
+        want_pairs = max(len(self.apps), min(budget // 40, len(self.apps) * max_per_app))
+        total_w = sum(a.weight for a in self.apps)
+        for app in self.apps:
+            # keys: one from the start; some apps rotate to a new key midway
+            first = self.key_id()
+            if rng.random() < 0.7:
+                self.key_event(app.start, first, app, "created")
+            rotate = rng.random() < 0.25 and end - app.start > 20 * DAY_MS
+            if rotate:
+                tr = app.start + int((end - app.start) * rng.uniform(0.3, 0.8))
+                second = self.key_id()
+                app.keys = [(first, app.start, tr), (second, tr, end + DAY_MS)]
+                self.key_event(tr, second, app, "created")
+                self.key_event(
+                    tr + rng.randint(DAY_MS, 3 * DAY_MS),
+                    first,
+                    app,
+                    rng.choice(("revoked", "revoked", "deleted")),
+                )
+            else:
+                app.keys = [(first, app.start, end + DAY_MS)]
+            # pairs: the primary seller, granted five minutes after the app starts
+            n = round(want_pairs * app.weight / total_w)
+            n = max(1, min(max_per_app, n))
+            chosen = rng.sample(self.sellers, n)
+            for idx, seller in enumerate(chosen):
+                if idx == 0:
+                    g = app.start + 5 * MINUTE_MS
+                    app.primary = seller
+                elif rng.random() < 0.6 or end - app.start < 2 * DAY_MS:
+                    g = app.start + rng.randint(10 * MINUTE_MS, 3 * DAY_MS)
+                else:
+                    g = rng.randint(app.start, max(app.start, end - DAY_MS))
+                hi = end
+                if idx > 0 and rng.random() < 0.05 and end - g > 3 * DAY_MS:
+                    revoke = rng.randint(g + DAY_MS, end - DAY_MS)
+                    self.auth(revoke, app, seller, "revoke")
+                    hi = revoke - 15 * MINUTE_MS
+                t = g
+                while t < hi:  # public apps are re-authorized before the 365-day expiry
+                    self.auth(t, app, seller, "grant", expires_at=t + 365 * DAY_MS)
+                    t += 330 * DAY_MS
+                app.sellers.append(seller)
+                app.taken.add(seller.id)
+                lo = g + 2 * MINUTE_MS
+                if hi - lo > 15 * MINUTE_MS:
+                    self.pairs.append((app, seller, lo, hi - 10 * MINUTE_MS))
+            # heartbeats: a successful call at most ~42 days apart while each key is in use
+            for key_id, lo, hi in app.keys:
+                t = lo + rng.randint(HOUR_MS, 2 * DAY_MS)
+                while t < min(hi, end):
+                    self.call(t, app, app.primary, HEARTBEAT_OP, 200, key_id=key_id)
+                    t += rng.randint(25 * DAY_MS, 40 * DAY_MS)
+
+    def free_sellers(self, apps: list[App], k: int) -> list[Seller] | None:
+        """``k`` sellers none of ``apps`` has any pair with (then reserved), or None."""
+        pool = [s for s in self.sellers if all(s.id not in a.taken for a in apps)]
+        if len(pool) < k:
+            return None
+        chosen = self.rng.sample(pool, k)
+        for a in apps:
+            a.taken.update(s.id for s in chosen)
+        return chosen
+
+    # ---- background sessions -----------------------------------------------------------
+    def background(self, target: int) -> None:
+        """Emit sessions of ordinary traffic until ``target`` lines exist."""
+        pairs = self.pairs
+        if not pairs:
+            return
+        rng = self.rng
+        rnd = rng.random
+        cum: list[float] = []
+        acc = 0.0
+        for app, seller, _lo, _hi in pairs:
+            acc += app.weight * seller.weight
+            cum.append(acc)
+        lines, keys, fmt = self.lines, self.keys, self.fmt
+        odumps, mv = _dumps, memoryview
+        shuf1 = self.shuffle_ms + 1
+        npairs = len(pairs)
+        res = self.order_id
+        max_ts = self.max_ts
+        counter = [self.n_ev]
+
+        def emit_call(
+            ts: int,
+            app: App,
+            seller: Seller,
+            key: str,
+            ip: str,
+            op: str,
+            status: int,
+            rids: list[str] | None,
+        ) -> None:
+            counter[0] += 1
+            rec: dict[str, Any] = {
+                "event_id": f"e{counter[0]}",
+                "kind": "api_call",
+                "ts": fmt(ts),
+                "region": seller.region,
+                "developer_id": app.dev.id,
+                "app_id": app.id,
+                "key_id": key,
+                "seller_id": seller.id,
+                "operation": op,
+                "status": status,
+                "source_ip": ip,
+                "user_agent": app.ua,
+            }
+            if rids:
+                rec["resource_ids"] = rids
+            rec["latency_ms"] = 40 + int(rnd() * 900)
+            lines.append(bytes(mv(odumps(rec))))
+            keys.append(ts + int(rnd() * shuf1))
+
+        def emit_access(ts: int, app: App, seller: Seller, rids: list[str], channel: str) -> None:
+            counter[0] += 1
+            if rnd() < 0.8:
+                rec = {
+                    "event_id": f"e{counter[0]}",
+                    "kind": "data_access",
+                    "ts": fmt(ts),
+                    "app_id": app.id,
+                    "resource_ids": rids,
+                    "viewer_type": "seller_user",
+                    "viewer_id": seller.users[int(rnd() * len(seller.users))],
+                    "viewer_seller_id": seller.id,
+                    "channel": channel,
+                }
+            else:
+                staff = app.dev.staff
+                rec = {
+                    "event_id": f"e{counter[0]}",
+                    "kind": "data_access",
+                    "ts": fmt(ts),
+                    "app_id": app.id,
+                    "resource_ids": rids,
+                    "viewer_type": "internal_user",
+                    "viewer_id": staff[int(rnd() * len(staff))],
+                    "channel": channel,
+                }
+            lines.append(bytes(mv(odumps(rec))))
+            keys.append(ts + int(rnd() * shuf1))
+
+        def status() -> int:
+            r = rnd()
+            if r < 0.94:
+                return 200
+            if r < 0.97:
+                return 429
+            if r < 0.985:
+                return 500 if r < 0.98 else 503
+            if r < 0.996:
+                return 400 if r < 0.99 else 404
+            return 403
+
+        while len(lines) < target:
+            app, seller, lo, hi = pairs[bisect.bisect_left(cum, rnd() * acc) % npairs]
+            t = lo + int(rnd() * (hi - lo))
+            key = app.key_at(t)
+            ips = app.dev.ips
+            ip = ips[int(rnd() * len(ips))]
+            kinds = app.kinds
+            kind = kinds[int(rnd() * len(kinds))]
+            shown: list[str] = []
+            if kind == "orders" or kind == "orders_pii":
+                st = status()
+                oids = [res() for _ in range(int(rnd() * rnd() * 6))] if st == 200 else []
+                emit_call(t, app, seller, key, ip, "getOrders", st, oids)
+                shown.extend(oids)
+                for oid in oids:
+                    if rnd() < 0.6:
+                        t += 150 + int(rnd() * 2500)
+                        st = status()
+                        emit_call(
+                            t, app, seller, key, ip, "getOrder", st, [oid] if st == 200 else None
+                        )
+                    if rnd() < 0.5:
+                        t += 150 + int(rnd() * 2500)
+                        st = status()
+                        emit_call(
+                            t,
+                            app,
+                            seller,
+                            key,
+                            ip,
+                            "getOrderItems",
+                            st,
+                            [oid] if st == 200 else None,
+                        )
+                    if kind == "orders_pii" and rnd() < 0.5:
+                        t += 150 + int(rnd() * 1500)
+                        emit_call(
+                            t, app, seller, key, ip, "createRestrictedDataToken", status(), None
+                        )
+                        t += 150 + int(rnd() * 1500)
+                        st = status()
+                        emit_call(
+                            t,
+                            app,
+                            seller,
+                            key,
+                            ip,
+                            PII_OPS[int(rnd() * 3)],
+                            st,
+                            [oid] if st == 200 else None,
+                        )
+                channel = CHANNELS[int(rnd() * 7)]
+            elif kind == "reports":
+                rid = self.res_id("rpt-")
+                st = status()
+                emit_call(t, app, seller, key, ip, "createReport", st, [rid] if st == 200 else None)
+                if st == 200:
+                    t += 30_000 + int(rnd() * 90_000)
+                    st = status()
+                    emit_call(
+                        t, app, seller, key, ip, "getReport", st, [rid] if st == 200 else None
+                    )
+                    if st == 200:
+                        doc = f"amzn1.spdoc.1.4.{seller.region.lower()}.{rid[4:]}"
+                        t += 500 + int(rnd() * 3000)
+                        st = status()
+                        emit_call(
+                            t,
+                            app,
+                            seller,
+                            key,
+                            ip,
+                            "getReportDocument",
+                            st,
+                            [doc] if st == 200 else None,
+                        )
+                        if st == 200:
+                            shown.append(doc)
+                channel = "export" if rnd() < 0.6 else "email"
+            else:
+                ops = LISTING_OPS if kind == "listings" else FINANCE_OPS
+                for _ in range(1 + int(rnd() * 4)):
+                    st = status()
+                    rids = [self.res_id("sku-" if kind == "listings" else "fin-")]
+                    emit_call(
+                        t,
+                        app,
+                        seller,
+                        key,
+                        ip,
+                        ops[int(rnd() * len(ops))],
+                        st,
+                        rids if st == 200 else None,
+                    )
+                    if st == 200 and rnd() < 0.3:
+                        shown.extend(rids)
+                    t += 200 + int(rnd() * 4000)
+                channel = "ui"
+            if shown and rnd() < 0.55:
+                t += 1_000 + int(rnd() * 120_000)
+                k = 1 + int(rnd() * len(shown))
+                emit_access(t, app, seller, shown[:k], channel)
+            if t > max_ts:
+                max_ts = t
+        self.n_ev = counter[0]
+        self.max_ts = max(self.max_ts, max_ts)
