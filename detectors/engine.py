@@ -25,7 +25,8 @@ from detectors.config import DetectorConfig
 # appended to Kafka (0 offline), carried along to measure processing latency.
 Item = tuple[int, int, str, str, Any, int]
 State = dict[str, Any]
-# A stored entry: [seen event ids -> ts, operator state or None, seen size to prune at].
+# A stored entry: [seen event ids -> ts, operator state or None, seen size to prune at,
+# and once persisted: the shard watermark when it was written (its items up to it applied)].
 Entry = list[Any]
 NEVER = -(1 << 62)
 _ORDER = itemgetter(0, 1, 2, 3)
@@ -46,6 +47,8 @@ class Output:
     duplicates: int = 0
     late_items: int = 0
     tokens: list[Any] = field(default_factory=list)
+    # outputs of late items: index i of forwards, or -1 - i of occurrences
+    late_outputs: list[int] = field(default_factory=list)
 
 
 class Operator(Protocol):
@@ -87,13 +90,19 @@ class Shard:
         self.tokens: list[tuple[int, int, Any]] = []
         self._seq = count()
         self._gc_pending: set[str] = set()
+        # items at or before a restored frontier were applied before a restart: skip them
+        self.frontier = NEVER
+        self.max_frontier = NEVER
         self.rebuild_timers()
 
     def rebuild_timers(self) -> None:
         """Rebuilds the timer heap from the stored entries (after a restore)."""
         self.timers = []
         self._gc_pending = set()
-        for key, (seen, state, _) in self.store.items():
+        for key, entry in self.store.items():
+            seen, state = entry[0], entry[1]
+            if len(entry) > 3 and entry[3] > self.max_frontier:
+                self.max_frontier = entry[3]
             if state is not None and state.get("_t") is not None:
                 self.timers.append((state["_t"], key))
             elif state is None:
@@ -119,9 +128,14 @@ class Shard:
         latest = NEVER
         for item in items:
             ts = item[0]
+            if ts <= self.max_frontier and self._restored(item):
+                continue
             if ts <= wm:
                 out.late_items += 1
+                n_fwd, n_occ = len(out.forwards), len(out.occurrences)
                 self._apply(item, out)
+                out.late_outputs.extend(range(n_fwd, len(out.forwards)))
+                out.late_outputs.extend(-1 - i for i in range(n_occ, len(out.occurrences)))
             else:
                 buf.append(item)
                 if ts > latest:
@@ -131,6 +145,23 @@ class Shard:
                 out.tokens.append(token)
             else:
                 heapq.heappush(self.tokens, (latest, next(self._seq), token))
+
+    def restore(self, frontier: int) -> None:
+        """Resumes after a restart from persisted entries and the persisted watermark.
+
+        Args:
+            frontier: The shard watermark persisted with the last complete checkpoint;
+                every item up to it had been applied, so redelivered ones are skipped.
+        """
+        self.frontier = frontier
+        self.wm = max(self.wm, frontier)
+        self.max_frontier = max(self.max_frontier, frontier)
+
+    def _restored(self, item: Item) -> bool:
+        if item[0] <= self.frontier:
+            return True
+        entry = self.store.get(item[3])
+        return entry is not None and len(entry) > 3 and item[0] <= entry[3]
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.

@@ -131,7 +131,8 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
         alerts_out.close()
         dead_out.close()
         if server is not None:
-            server[0].shutdown()
+            server.shutdown()
+            server.server_close()
     rep.summary.seconds = time.monotonic() - start
     if not args.quiet:
         print(rep.summary.render(), file=sys.stderr)

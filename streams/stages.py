@@ -19,6 +19,11 @@ from detectors.pipeline import stage_operators
 from detectors.watermarks import UpstreamWatermarks
 
 
+def frontier_key(partition: int) -> str:
+    """Table key of a shard's persisted watermark (written last in each checkpoint)."""
+    return f"\x00wm{partition}"
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition of an internal topic (and its state changelog) that owns a state key."""
     return zlib.crc32(key.encode()) % partitions
@@ -33,13 +38,14 @@ class PartitionStore(MutableMapping[str, Entry]):
         partitions: Partition count of the stage topic.
     """
 
-    def __init__(self, data: dict[str, Entry], partition: int, partitions: int) -> None:
+    def __init__(self, data: MutableMapping[str, Any], partition: int, partitions: int) -> None:
         self.data = data
         self.partition = partition
         self.partitions = partitions
 
     def __getitem__(self, key: str) -> Entry:
-        return self.data[key]
+        entry: Entry = self.data[key]
+        return entry
 
     def get(self, key: str, default: Any = None) -> Any:  # noqa: D102
         return self.data.get(key, default)
@@ -52,7 +58,7 @@ class PartitionStore(MutableMapping[str, Entry]):
 
     def __iter__(self) -> Iterator[str]:
         p, n = self.partition, self.partitions
-        return (k for k in list(self.data) if partition_of(k, n) == p)
+        return (k for k in list(self.data) if k[0] != "\x00" and partition_of(k, n) == p)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -96,7 +102,7 @@ class Stage:
         config: DetectorConfig,
         partitions: int,
         sources: list[str],
-        data: dict[str, Entry],
+        data: MutableMapping[str, Any],
     ) -> None:
         self.name = name
         self.config = config
@@ -106,6 +112,7 @@ class Stage:
         self.shards: dict[int, Shard] = {}
         self.upstream: dict[int, UpstreamWatermarks] = {}
         self.sent: dict[int, tuple[int, bool]] = {}
+        self.received: dict[int, dict[str, Any]] = {}
 
     def shard(self, partition: int) -> Shard:
         """The shard of a partition, built from the recovered table on first use."""
@@ -113,6 +120,9 @@ class Stage:
         if shard is None:
             store = PartitionStore(self.data, partition, self.partitions)
             shard = Shard(stage_operators(self.name, self.config), self.config, store)
+            frontier = self.data.get(frontier_key(partition))
+            if isinstance(frontier, int):
+                shard.restore(frontier)
             self.shards[partition] = shard
             self.upstream[partition] = UpstreamWatermarks(self.sources)
         return shard
@@ -122,15 +132,40 @@ class Stage:
         self.shards.pop(partition, None)
         self.upstream.pop(partition, None)
         self.sent.pop(partition, None)
+        self.received.pop(partition, None)
 
     def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:
         """Adds one internal message's markers and items to its partition's shard."""
         msg = orjson.loads(value)
         shard = self.shard(partition)
         upstream = self.upstream[partition]
-        for source, wm, idle in msg["m"]:
+        shard.add(self._fresh(partition, msg["x"], out), out, token)
+        for source, wm, idle in msg["m"]:  # markers follow the items they cover
             upstream.update(source, wm, idle)
-        shard.add(msg["x"], out, token)
+
+    def _fresh(self, partition: int, items: list[Any], out: Output) -> list[Any]:
+        """Drops items an upstream sent again after it restarted.
+
+        Input records carry their input offset: one seen already in this run is a
+        re-read. Outputs of a stage are decided after its last marker, so one at or below
+        a marker already received from that source is a re-emission, unless it is flagged
+        as the output of a late item (``seq == -1``).
+        """
+        hw = self.received.setdefault(partition, {})
+        marks = self.upstream[partition].marks
+        fresh = []
+        for item in items:
+            source, seq = item[6], item[7]
+            if source[0] == "i":
+                if source in hw and seq <= hw[source]:
+                    out.duplicates += 1
+                    continue
+                hw[source] = seq
+            elif seq != -1 and source in marks and item[0] <= marks[source][0]:
+                out.duplicates += 1
+                continue
+            fresh.append(item)
+        return fresh
 
     def advance(self, partitions: set[int], out: Output) -> None:
         """Advances the given shards to their combined upstream watermark."""

@@ -11,26 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import defaultdict
 from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
-from detectors.engine import Output
+from detectors.engine import NEVER, Output
 from detectors.pipeline import DETECTOR_OF_PREFIX, route
 from detectors.watermarks import SourceClock
 from schemas.decode import decode_line
 from schemas.errors import BadRecord
 from streams.config import AppConfig
-from streams.stages import Stage, encode_batches, partition_of
+from streams.stages import Stage, encode_batches, frontier_key, partition_of
 
 log = logging.getLogger(__name__)
 
 
-class StateTable(faust.Table):  # type: ignore[misc]
+class StateTable(faust.Table):  # type: ignore[type-arg]
     """A table whose changelog holds raw bytes keys and orjson values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # before the changelog topic is built: it takes its codecs from these
+        self.key_serializer = "raw"
+        self.value_serializer = "raw"
 
     def _to_key(self, k: Any) -> Any:
         return k.decode() if isinstance(k, bytes) else k
@@ -91,7 +99,7 @@ def _credentials(config: AppConfig) -> Any:
         return None
     ssl_context = None
     if proto in ("SSL", "SASL_SSL"):
-        ssl_context = faust.ssl.create_default_context(cafile=k.ssl_cafile or None)
+        ssl_context = ssl.create_default_context(cafile=k.ssl_cafile or None)
         if k.ssl_certfile:
             ssl_context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
     if proto.startswith("SASL"):
@@ -128,6 +136,7 @@ class Worker:
         self.lock = asyncio.Lock()
         self.clocks: dict[int, SourceClock] = {}
         self.last_input: dict[int, float] = {}
+        self.last_offset: dict[int, int] = {}
         self.assigned_at: dict[int, float] = {}
         self.acks: list[tuple[Any, Any]] = []
         self.last_checkpoint = time.monotonic()
@@ -158,11 +167,16 @@ class Worker:
             )
             self.app.tables.add(table)
             self.tables[name] = table
+
+            async def recovered(name: str = name, table: Any = table) -> None:
+                log.info("recovered %s state: %d keys", name, len(table.data.data))
+
+            table.on_recover(recovered)
             self.stages[name] = Stage(name, det, self.n, sources[name], table.data.data)
         self._agents()
         self.app.timer(1.0)(self._tick)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     def _agents(self) -> None:
         batch, within = self.config.worker.batch_size, self.config.worker.batch_within
@@ -201,6 +215,7 @@ class Worker:
             if clock is None:
                 clock = self.clocks[q] = SourceClock(lateness)
             self.last_input[q] = now
+            self.last_offset[q] = msg.offset
             touched.add(q)
             origin = int((msg.timestamp or 0) * 1000)
             value = ev.value or b""
@@ -217,8 +232,10 @@ class Worker:
                     metrics.record(rec.kind, "late" if late else "accepted")
                     if late:
                         metrics.late(rec.kind)
-                for item in route(rec, origin):
-                    by_part[partition_of(item[3], n)].append(item)
+                source = f"i{q}"
+                for idx, item in enumerate(route(rec, origin)):
+                    seq = (msg.offset, line_no, idx)  # lets detect drop re-read records
+                    by_part[partition_of(item[3], n)].append((*item, source, seq))
         marks = [[f"i{q}", self.clocks[q].watermark(False), False] for q in sorted(touched)]
         await self._send_parts("detect", by_part, marks)
         self._done = list(events)
@@ -227,28 +244,49 @@ class Worker:
         """Feeds internal messages to shards, advances them, sends what they produce."""
         stage = self.stages[name]
         out = Output()
+        origin: list[list[int]] = [[], []]  # producing partition of each forward/occurrence
+
+        def attribute(p: int) -> None:
+            origin[0].extend([p] * (len(out.forwards) - len(origin[0])))
+            origin[1].extend([p] * (len(out.occurrences) - len(origin[1])))
+
         touched: set[int] = set()
         for ev in events:
             p = ev.message.partition
             touched.add(p)
             stage.take(p, ev.value, ev, out)
-        stage.advance(touched, out)
+            attribute(p)
+        for p in sorted(touched):
+            stage.advance({p}, out)
+            attribute(p)
+        if out.late_items:
+            log.info("%s: %d items later than the watermark", name, out.late_items)
         self._done = out.tokens
-        await self._emit(stage, prefix, out, only_changed=True)
+        await self._emit(stage, prefix, out, only_changed=True, origin=origin)
 
     async def _emit(
-        self, stage: Stage, prefix: str | None, out: Output, only_changed: bool
+        self,
+        stage: Stage,
+        prefix: str | None,
+        out: Output,
+        only_changed: bool,
+        origin: list[list[int]] | None = None,
     ) -> None:
         n = self.n
-        if out.forwards:
-            fwd: dict[int, list[Any]] = defaultdict(list)
-            for item in out.forwards:
-                fwd[partition_of(item[3], n)].append(item)
+        late = set(out.late_outputs)
+        fwd: dict[int, list[Any]] = defaultdict(list)
+        occ: dict[int, list[Any]] = defaultdict(list)
+        if origin is not None:
+            # tag outputs with their source and whether a late item made them (see Stage)
+            for i, item in enumerate(out.forwards):
+                tagged = (*item[:6], f"{prefix}{origin[0][i]}", -1 if i in late else 0)
+                fwd[partition_of(item[3], n)].append(tagged)
+            for i, item in enumerate(out.occurrences):
+                tagged = (*item[:6], f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
+                occ[partition_of(item[3], n)].append(tagged)
+        if fwd:
             await self._send_parts("throttle", fwd, [], only_items=True)
         marks = stage.markers(prefix, only_changed) if prefix else []
-        occ: dict[int, list[Any]] = defaultdict(list)
-        for item in out.occurrences:
-            occ[partition_of(item[3], n)].append(item)
         if prefix == "d" and marks:
             await self._send_parts("throttle", {}, marks)
         if occ or marks:
@@ -318,11 +356,28 @@ class Worker:
         for name, stage in self.stages.items():
             table = self.tables[name]
             for p, shard in stage.shards.items():
+                wm = shard.wm
                 for key in shard.take_dirty():
                     entry = stage.data.get(key)
-                    value = None if entry is None else orjson.dumps(entry)
+                    value = None
+                    if entry is not None:
+                        if len(entry) > 3:
+                            entry[3] = wm
+                        else:
+                            entry.append(wm)
+                        value = orjson.dumps(entry)
                     table.send_changelog(
                         p, key.encode(), value, key_serializer="raw", value_serializer="raw"
+                    )
+                # last: every key before it in this partition is at least this current
+                if wm > NEVER and stage.data.get(frontier_key(p)) != wm:
+                    stage.data[frontier_key(p)] = wm
+                    table.send_changelog(
+                        p,
+                        frontier_key(p).encode(),
+                        orjson.dumps(wm),
+                        key_serializer="raw",
+                        value_serializer="raw",
                     )
         await producer.flush()
         acks, self.acks = self.acks, []
@@ -337,9 +392,11 @@ class Worker:
             idle_after = self.config.worker.idle_timeout
             lateness = self.config.detectors.allowed_lateness
             marks = []
+            caught_up = await self._caught_up()
             for q, since in self.assigned_at.items():
                 last = self.last_input.get(q, since)
-                idle = now - last >= idle_after
+                # idle means nothing left to read, not merely nothing read lately
+                idle = q in caught_up and now - last >= idle_after
                 clock = self.clocks.get(q) or SourceClock(lateness)
                 marks.append([f"i{q}", clock.watermark(idle), idle])
             if marks:
@@ -355,6 +412,28 @@ class Worker:
                     for prefix, count in sizes.items():
                         self.metrics.set_state_keys(DETECTOR_OF_PREFIX[prefix], count)
         await self._maybe_checkpoint()
+
+    async def _caught_up(self) -> set[int]:
+        """Input partitions whose every message has been read (none in backlog)."""
+        consumer = self.app.consumer
+        tps = [TP(self.names["input"], q) for q in self.assigned_at]
+        if not tps:
+            return set()
+        try:
+            ends = await consumer.highwaters(*tps)
+        except Exception as exc:  # broker unreachable: then nothing counts as idle
+            log.warning("cannot read input end offsets: %s", exc)
+            return set()
+        done = set()
+        for tp in tps:
+            read_to = self.last_offset.get(tp.partition)
+            try:
+                nxt = read_to + 1 if read_to is not None else await consumer.position(tp)
+            except Exception:  # revoked meanwhile (rebalance): not ours to judge
+                continue
+            if nxt is not None and tp in ends and ends[tp] <= nxt:
+                done.add(tp.partition)
+        return done
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         now = time.monotonic()
@@ -375,6 +454,8 @@ class Worker:
             elif tp.topic == self.names["input"]:
                 self.clocks.pop(tp.partition, None)
                 self.last_input.pop(tp.partition, None)
+                self.last_offset.pop(tp.partition, None)
+                self.assigned_at.pop(tp.partition, None)
         gone = {(tp.topic, tp.partition) for tp in revoked}
         self.acks = [
             (s, e) for s, e in self.acks if (e.message.topic, e.message.partition) not in gone

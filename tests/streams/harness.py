@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from tests.kafka_broker import REPO_ROOT, unique_name
 
@@ -149,6 +149,27 @@ def read_topic(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[Any]:
         return list(consumer)
     finally:
         consumer.close()
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Messages in a topic (sum of end offsets; 0 when it does not exist yet)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        return sum(consumer.end_offsets(tps).values()) if tps else 0
+    finally:
+        consumer.close()
+
+
+def group_progress(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of a group's committed offsets on a topic."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
 
 
 def latest_alerts(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:

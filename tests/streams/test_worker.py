@@ -14,12 +14,14 @@ import pytest
 
 from streams.generator import GeneratorConfig, generate, write
 from tests.streams.harness import (
+    AUPWATCH,
     deployment,
     describe_difference,
-    latest_alerts,
+    group_progress,
     read_topic,
     reasons,
     replay_alerts,
+    topic_size,
     wait_for_alerts,
 )
 
@@ -62,23 +64,30 @@ def test_two_workers_match_one(kafka_bootstrap: str, tmp_path: Path, dataset: An
         assert all(p.poll() is None for p in dep.procs), dep.logs()
 
 
+@pytest.mark.parametrize("delay", [0.0, 4.0])
 def test_sigkill_mid_stream_loses_nothing(
-    kafka_bootstrap: str, tmp_path: Path, dataset: Any
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any, delay: float
 ) -> None:
     logs, expected, _ = dataset
     with deployment(kafka_bootstrap, tmp_path) as dep:
         dep.create_input()
-        dep.send(logs, batch=20)
+        dep.send(logs, batch=1)
         worker = dep.start_worker("w1")
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            seen = len(latest_alerts(dep.bootstrap, dep.alerts_topic))
-            if seen >= 5:
-                break
-            time.sleep(0.5)
-        assert 5 <= seen < len(expected), f"killed too late or too early: {seen} alerts"
+        while time.monotonic() < deadline and not group_progress(
+            dep.bootstrap, dep.group, dep.input_topic
+        ):
+            time.sleep(0.1)
+        time.sleep(delay)  # 0: before any state is written; 4: with state and acks behind it
         worker.send_signal(signal.SIGKILL)
         worker.wait()
+        # mid-stream: input or detection work was still unacknowledged when it died
+        progress = {
+            t: (group_progress(dep.bootstrap, dep.group, t), topic_size(dep.bootstrap, t))
+            for t in (dep.input_topic, f"{dep.group}-detect")
+        }
+        assert any(0 <= done < total for done, total in progress.values()), progress
+        assert topic_size(dep.bootstrap, dep.alerts_topic) < len(expected), progress
         dep.start_worker("w1-restarted")
         got = wait_for_alerts(dep, expected)
         assert got == expected, describe_difference(expected, got) + dep.logs()
@@ -111,7 +120,7 @@ def test_dead_letters_with_reason_and_source(
 
 def test_worker_help_and_sigterm(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = subprocess.run(
-        ["aupwatch", "worker", "--help"], capture_output=True, text=True, check=True
+        [*AUPWATCH, "worker", "--help"], capture_output=True, text=True, check=True
     )
     assert "SASL" in out.stdout and "--bootstrap-servers" in out.stdout
     with deployment(kafka_bootstrap, tmp_path) as dep:

@@ -1,0 +1,367 @@
+"""Benchmark of the Kafka worker on the local broker (deploy/kafka/kafka.sh start first).
+
+For 1 and 100 records per message, on one pre-filled topic of generated records:
+  - bare aiokafka consumer that only decodes (getmany + orjson.loads per record);
+  - bare Faust agent that only decodes (same tuned settings and uvloop as the worker);
+  - the full worker pipeline, one worker and two workers in one group;
+and, at a steady 2,000 records/s of live records, p50/p99 latency from a record's append
+to its alert's append (both topics use LogAppendTime), plus the worker's peak RSS.
+
+Rates are records / (time from the first record consumed to the last one done). For the
+worker, "done" means every record's decisions are made and acknowledged: the group's
+committed offsets of the input and of every internal topic reach their ends. That includes
+the idle flush of the last 30 s of event time (idle_timeout is set to 1 s here).
+
+Usage: python bench/stream.py [--records N] [--batches 1,100] [--skip-latency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BOOT = os.environ.get("AUPWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+PY = sys.executable
+
+
+def admin():  # type: ignore[no-untyped-def]
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=BOOT)
+
+
+def make_topic(name: str, partitions: int, log_append: bool = True) -> None:
+    from kafka.admin import NewTopic
+
+    cfg = {"message.timestamp.type": "LogAppendTime"} if log_append else {}
+    a = admin()
+    a.create_topics([NewTopic(name, partitions, 1, topic_configs=cfg)])
+    a.close()
+
+
+def fill(topic: str, path: Path, batch: int) -> int:
+    out = subprocess.run(
+        [
+            PY,
+            "-m",
+            "streams.cli",
+            "replay",
+            "--to-kafka",
+            "--input-topic",
+            topic,
+            "--batch",
+            str(batch),
+            "--bootstrap-servers",
+            BOOT,
+            str(path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return int(out.stderr.split("sent ")[1].split(" ")[0])
+
+
+def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=BOOT)
+    tps = [TopicPartition(t, p) for t in topics for p in (c.partitions_for_topic(t) or [])]
+    ends = {(tp.topic, tp.partition): o for tp, o in c.end_offsets(tps).items()}
+    c.close()
+    return ends
+
+
+def committed(group: str) -> dict[tuple[str, int], int]:
+    a = admin()
+    try:
+        offs = a.list_group_offsets(group).get(group, {})
+    finally:
+        a.close()
+    return {(tp.topic, tp.partition): om.offset for tp, om in offs.items()}
+
+
+def bare_aiokafka(topic: str, n_records: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> float:
+        c = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=BOOT,
+            group_id=f"bare-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 << 20,
+        )
+        await c.start()
+        seen, first = 0, 0.0
+        try:
+            while seen < n_records:
+                batches = await c.getmany(timeout_ms=500, max_records=10000)
+                for msgs in batches.values():
+                    if not first:
+                        first = time.perf_counter()
+                    for m in msgs:
+                        for line in m.value.split(b"\n"):
+                            with contextlib.suppress(orjson.JSONDecodeError):
+                                orjson.loads(line)
+                            seen += 1
+        finally:
+            await c.stop()
+        return seen / (time.perf_counter() - first)
+
+    return asyncio.run(run())
+
+
+BARE_FAUST = """
+import sys, time, orjson, faust, uvloop
+uvloop.install()
+from streams.worker import faust_settings
+from streams.config import load_config
+import dataclasses
+topic, n, group = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cfg = load_config(None)
+cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=group,
+    bootstrap_servers="%s"), worker=dataclasses.replace(cfg.worker, data_dir="/tmp/" + group))
+app = faust.App(group, **faust_settings(cfg))
+src = app.topic(topic, key_serializer="raw", value_serializer="raw")
+state = {"n": 0, "first": 0.0}
+@app.agent(src)
+async def decode(stream):
+    async for values in stream.take(1000, within=0.2):
+        if not state["first"]:
+            state["first"] = time.perf_counter()
+        for v in values:
+            for line in v.split(b"\\n"):
+                try:
+                    orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    pass
+                state["n"] += 1
+        if state["n"] >= n:
+            print("RATE", state["n"] / (time.perf_counter() - state["first"]), flush=True)
+            import os; os._exit(0)
+faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+"""
+
+
+def bare_faust(topic: str, n_records: int) -> float:
+    group = f"barefaust-{uuid.uuid4().hex[:8]}"
+    out = subprocess.run(
+        [PY, "-c", BARE_FAUST % BOOT, topic, str(n_records), group],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RATE"):
+            return float(line.split()[1])
+    raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+
+
+def worker_env(group: str, topic: str, tmp: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AUPWATCH_KAFKA__BOOTSTRAP_SERVERS": BOOT,
+        "AUPWATCH_KAFKA__GROUP_ID": group,
+        "AUPWATCH_KAFKA__INPUT_TOPIC": topic,
+        "AUPWATCH_KAFKA__ALERTS_TOPIC": group + "-alerts",
+        "AUPWATCH_KAFKA__DEAD_LETTER_TOPIC": group + "-dead",
+        "AUPWATCH_WORKER__IDLE_TIMEOUT": "1.0",
+        "AUPWATCH_WORKER__DATA_DIR": tmp,
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def full_pipeline(topic: str, workers: int, tmp: str) -> tuple[float, float]:
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    procs = [
+        subprocess.Popen(
+            [PY, "-m", "streams.cli", "worker", "--log-level", "ERROR"],
+            cwd=ROOT,
+            env=worker_env(group, topic, f"{tmp}/{group}-{i}"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(workers)
+    ]
+    internal = [f"{group}-detect", f"{group}-throttle", f"{group}-occurrences"]
+    first = done = 0.0
+    rss = 0.0
+    try:
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            try:
+                got = committed(group)
+            except Exception:  # the group does not exist until it commits
+                continue
+            if got and not first:
+                first = time.perf_counter() - 0.25
+            if not got:
+                continue
+            ends = end_offsets([topic, *internal])
+            if all(got.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
+                done = time.perf_counter()
+                break
+        rss = max(peak_rss_mb(p.pid) for p in procs)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+    if not done:
+        raise RuntimeError("the worker did not finish in time")
+    return done - first, rss
+
+
+def latency(tmp: str, rate: int = 2000, seconds: int = 60) -> tuple[float, float, int]:
+    """Live records at `rate`/s; one in 100 is a no_grant call opening a new alert."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    group = f"lat-{uuid.uuid4().hex[:8]}"
+    topic = f"{group}-logs"
+    make_topic(topic, 4)
+    make_topic(f"{group}-alerts", 4)
+    proc = subprocess.Popen(
+        [PY, "-m", "streams.cli", "worker", "--log-level", "ERROR"],
+        cwd=ROOT,
+        env=worker_env(group, topic, f"{tmp}/{group}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(10)  # group join
+    prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=5)
+    sent_at: dict[str, int] = {}
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < seconds:
+        due = start + n / rate
+        if time.monotonic() < due:
+            time.sleep(due - time.monotonic())
+        now = time.time()
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        bad = n % 100 == 0
+        rec = {
+            "event_id": f"l{n}",
+            "kind": "api_call",
+            "ts": ts,
+            "region": "NA",
+            "developer_id": "dev-l",
+            "app_id": "app-l",
+            "key_id": f"k{n % 50}",
+            "seller_id": f"S{n}" if bad else f"S{n % 20}",
+            "operation": "getOrders",
+            "status": 200,
+            "source_ip": f"10.0.{n % 200}.1",
+        }
+        if not bad:
+            rec["app_id"] = "app-granted"
+            if n < 20:
+                prod.send(
+                    topic,
+                    orjson.dumps(
+                        {
+                            "event_id": f"g{n}",
+                            "kind": "authorization",
+                            "ts": ts,
+                            "app_id": "app-granted",
+                            "seller_id": f"S{n}",
+                            "action": "grant",
+                        }
+                    ),
+                )
+        prod.send(topic, key=rec["seller_id"].encode(), value=orjson.dumps(rec))
+        n += 1
+    prod.flush()
+    time.sleep(40)  # the last records' alerts wait for allowed_lateness
+    appended: dict[str, int] = {}
+    for m in KafkaConsumer(
+        topic, bootstrap_servers=BOOT, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    ):
+        appended[orjson.loads(m.value)["event_id"]] = m.timestamp
+    lat = []
+    for m in KafkaConsumer(
+        f"{group}-alerts",
+        bootstrap_servers=BOOT,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    ):
+        alert = orjson.loads(m.value)
+        if alert["count"] == 1 and alert["evidence"]["event_ids"]:
+            src = alert["evidence"]["event_ids"][0]
+            if src in appended:
+                lat.append((m.timestamp - appended[src]) / 1000)
+    proc.terminate()
+    proc.wait(timeout=60)
+    del sent_at
+    lat.sort()
+    if not lat:
+        raise RuntimeError("no alerts came back")
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--batches", default="1,100")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-two", action="store_true")
+    args = ap.parse_args()
+    from streams.generator import GeneratorConfig, generate, write
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "logs.jsonl"
+        write(generate(GeneratorConfig(seed=5, records=args.records, malformed_rate=0.0)), path)
+        for batch in (int(b) for b in args.batches.split(",")):
+            topic = f"bench-in-{batch}-{uuid.uuid4().hex[:6]}"
+            make_topic(topic, 4)
+            n = fill(topic, path, batch)
+            a = bare_aiokafka(topic, n)
+            f = bare_faust(topic, n)
+            t1, rss = full_pipeline(topic, 1, tmp)
+            print(
+                f"[{batch}/msg] {n:,} records | bare aiokafka {a:,.0f}/s | bare Faust {f:,.0f}/s"
+                f" | worker x1 {n / t1:,.0f}/s ({n / t1 / f:.0%} of bare Faust, "
+                f"{n / t1 / a:.0%} of aiokafka), peak RSS {rss:,.0f} MB",
+                flush=True,
+            )
+            if not args.skip_two:
+                t2, rss2 = full_pipeline(topic, 2, tmp)
+                print(
+                    f"[{batch}/msg] worker x2 {n / t2:,.0f}/s = {t1 / t2:.2f}x one worker, "
+                    f"peak RSS {rss2:,.0f} MB per worker",
+                    flush=True,
+                )
+        if not args.skip_latency:
+            p50, p99, k = latency(tmp)
+            print(
+                f"latency record append -> alert append at 2,000 records/s: p50 {p50:.2f} s, "
+                f"p99 {p99:.2f} s over {k} alerts (allowed_lateness 30 s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""`aupwatch replay` end to end: ground truth, bad input, exit codes, config."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.generator import GeneratorConfig, generate, write
+
+AUPWATCH = [sys.executable, "-m", "streams.cli"]
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*AUPWATCH, *args], input=stdin, capture_output=True, timeout=600, check=False
+    )
+
+
+def key(alert: dict[str, Any]) -> tuple[str, str, str]:
+    subject = orjson.dumps(alert["subject"], option=orjson.OPT_SORT_KEYS).decode()
+    return alert["detector"], alert["reason"], subject
+
+
+@pytest.mark.slow
+def test_replay_reproduces_ground_truth_of_200k_records(tmp_path: Path) -> None:
+    logs, truth_file = tmp_path / "logs.jsonl.gz", tmp_path / "truth.jsonl"
+    gen = generate(GeneratorConfig(seed=2026, records=200_000))
+    write(gen, logs, truth_file)
+    out = run("replay", str(logs), "--alerts", str(tmp_path / "alerts.jsonl"))
+    assert out.returncode == 0, out.stderr.decode()
+    alerts = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    truth = Counter(key(t) for t in map(orjson.loads, truth_file.read_bytes().splitlines()))
+    found = Counter(key(a) for a in alerts)
+    missed, extra = truth - found, found - truth
+    assert not missed and not extra, (
+        "missed:\n" + "\n".join(map(str, missed)) + "\nextra:\n" + "\n".join(map(str, extra))
+    )
+    assert {(d, r) for d, r, _ in truth} == {
+        ("unauthorized_seller_access", r)
+        for r in ("no_grant", "revoked", "expired", "missing_role")
+    } | {
+        ("throttle_circumvention", "shared_quota"),
+        ("cross_seller_disclosure", "other_seller"),
+        ("cross_seller_disclosure", "external_party"),
+    } | {
+        ("dormant_key", r)
+        for r in ("dormant", "dormant_warning", "reactivated", "revoked_key_used")
+    }
+    summary = out.stderr.decode()
+    assert f"records: {gen.stats['records']}" in summary or "records:" in summary
+
+
+def test_contract_example_and_summary(tmp_path: Path) -> None:
+    lines = [
+        b'{"event_id":"e1","kind":"authorization","ts":"2026-03-01T10:00:00Z","app_id":"app-1",'
+        b'"seller_id":"S1","action":"grant","roles":["orders"]}',
+        b'{"event_id":"e2","kind":"api_call","ts":"2026-03-01T10:00:05.250Z","region":"NA",'
+        b'"developer_id":"dev-1","app_id":"app-1","key_id":"k-1","seller_id":"S1",'
+        b'"operation":"getOrders","status":200,"source_ip":"203.0.113.7",'
+        b'"resource_ids":["111-222-333"]}',
+        b'{"event_id":"e3","kind":"data_access","ts":"2026-03-01T10:01:00Z","app_id":"app-1",'
+        b'"resource_ids":["111-222-333"],"viewer_type":"seller_user","viewer_id":"u-9",'
+        b'"viewer_seller_id":"S2","channel":"ui"}',
+    ]
+    out = run("replay", "-", stdin=b"\n".join(lines) + b"\n")
+    assert out.returncode == 0
+    alerts = [orjson.loads(x) for x in out.stdout.splitlines()]
+    assert [(a["detector"], a["reason"], a["subject"]) for a in alerts] == [
+        (
+            "cross_seller_disclosure",
+            "other_seller",
+            {
+                "app_id": "app-1",
+                "owner_seller_id": "S1",
+                "viewer_seller_id": "S2",
+                "viewer_type": "seller_user",
+            },
+        )
+    ]
+    err = out.stderr.decode()
+    assert "records: 3 read" in err and "api_call 1" in err and "dead letters: 0" in err
+
+
+BAD = {
+    "invalid_json": b'{"event_id": "x1", "kind": ',
+    "not_object": b'["a", "b"]',
+    "wrong_type": b'{"event_id":"x2","kind":"key_event","ts":"2026-03-01T10:00:00Z",'
+    b'"key_id":5,"developer_id":"d","action":"created"}',
+    "missing_field": b'{"event_id":"x3","kind":"key_event","ts":"2026-03-01T10:00:00Z",'
+    b'"developer_id":"d","action":"created"}',
+    "bad_timestamp": b'{"event_id":"x4","kind":"key_event","ts":"2026-02-30T10:00:00Z",'
+    b'"key_id":"k","developer_id":"d","action":"created"}',
+    "invalid_utf8": b'{"event_id":"x5\xff\xfe","kind":"key_event"}',
+    "unknown_kind": b'{"event_id":"x6","kind":"login","ts":"2026-03-01T10:00:00Z"}',
+}
+
+
+def test_bad_input_becomes_dead_letters_and_exit_0(tmp_path: Path) -> None:
+    good = (
+        b'{"event_id":"g1","kind":"key_event","ts":"2026-03-01T10:00:00Z","key_id":"k",'
+        b'"developer_id":"d","action":"created"}'
+    )
+    huge = b'{"event_id":"big","kind":"key_event","pad":"' + b"x" * (10 * 1024 * 1024) + b'"}'
+    body = b"\n".join([good, *BAD.values(), huge, b"", good]) + b"\n"
+    src = tmp_path / "bad.jsonl.gz"
+    src.write_bytes(gzip.compress(body))
+    dead = tmp_path / "dead.jsonl"
+    out = run("replay", str(src), "--dead-letters", str(dead))
+    assert out.returncode == 0, out.stderr.decode()
+    letters = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert Counter(d["reason"] for d in letters) == Counter([*BAD, "too_large"])
+    by_reason = {d["reason"]: d for d in letters}
+    assert by_reason["invalid_json"]["line"] == 2 and by_reason["too_large"]["line"] == 9
+    assert by_reason["invalid_utf8"]["raw_base64"]  # kept byte for byte
+    assert by_reason["wrong_type"]["raw"].encode() == BAD["wrong_type"]
+    assert all(d["error"] and d["source"] == str(src) for d in letters)
+    err = out.stderr.decode()
+    assert "records: 2 read" in err and "dead letters: 8" in err and "blank lines: 1" in err
+
+
+def test_empty_file_is_fine(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    out = run("replay", str(empty))
+    assert out.returncode == 0 and out.stdout == b""
+    assert "records: 0 read" in out.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "/no/such/file.jsonl"], b"cannot read /no/such/file.jsonl"),
+        (["replay", "--config", "/no/such.toml", "-"], b"cannot read config file"),
+        (["replay", "--alerts", "/no/such/dir/a.jsonl", "-"], b"cannot write"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(args: list[str], message: bytes) -> None:
+    out = run(*args, stdin=b"")
+    assert out.returncode == 2
+    assert message in out.stderr and b"Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_value_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[time]\nallowed_lateness = "soon"\n')
+    out = run("replay", "--config", str(cfg), "-", stdin=b"")
+    assert out.returncode == 2 and b"time.allowed_lateness" in out.stderr
+    assert b"Traceback" not in out.stderr
+
+
+def test_env_override_changes_detection(tmp_path: Path) -> None:
+    lines = [
+        b'{"event_id":"k1","kind":"key_event","ts":"2026-01-01T00:00:00Z","key_id":"k",'
+        b'"developer_id":"d","action":"created"}',
+        b'{"event_id":"k2","kind":"key_event","ts":"2026-01-05T00:00:00Z","key_id":"other",'
+        b'"developer_id":"d","action":"created"}',
+    ]
+    env_cmd = [*AUPWATCH, "replay", "-"]
+    base = subprocess.run(env_cmd, input=b"\n".join(lines), capture_output=True, check=True)
+    assert base.stdout == b""
+    quick = subprocess.run(
+        env_cmd,
+        input=b"\n".join(lines),
+        capture_output=True,
+        check=True,
+        env={
+            "AUPWATCH_DORMANT__DORMANT_AFTER": '"3d"',
+            "AUPWATCH_DORMANT__WARN_AFTER": "0",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    alerts = [orjson.loads(x) for x in quick.stdout.splitlines()]
+    assert [(a["reason"], a["subject"]["key_id"]) for a in alerts] == [("dormant", "k")]
