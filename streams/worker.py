@@ -196,6 +196,8 @@ class Worker:
                         else:
                             await self._stage(name, prefix, events)
                         self.acks.extend((stream, ev) for ev in self._done)
+                    if self.metrics is not None:
+                        self.metrics.batch(name)
                     await self._maybe_checkpoint()
 
             self.app.agent(self.topics[role], name=f"aupwatch-{name}")(agent)
@@ -431,7 +433,11 @@ class Worker:
                 nxt = read_to + 1 if read_to is not None else await consumer.position(tp)
             except Exception:  # revoked meanwhile (rebalance): not ours to judge
                 continue
-            if nxt is not None and tp in ends and ends[tp] <= nxt:
+            if nxt is None or tp not in ends:
+                continue
+            if self.metrics is not None:
+                self.metrics.consumer_lag(tp.topic, tp.partition, max(0, ends[tp] - nxt))
+            if ends[tp] <= nxt:
                 done.add(tp.partition)
         return done
 
@@ -456,6 +462,8 @@ class Worker:
                 self.last_input.pop(tp.partition, None)
                 self.last_offset.pop(tp.partition, None)
                 self.assigned_at.pop(tp.partition, None)
+                if self.metrics is not None:
+                    self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         gone = {(tp.topic, tp.partition) for tp in revoked}
         self.acks = [
             (s, e) for s, e in self.acks if (e.message.topic, e.message.partition) not in gone

@@ -13,18 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
-from tests.kafka_broker import create_topic, delete_topic, ensure_broker, unique_name
+from tests.kafka_broker import create_topic, delete_topic, unique_name
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Also declared in pyproject.toml; repeated here so this directory works on its own.
     config.addinivalue_line("markers", "integration: needs services started by the project")
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """Address ("127.0.0.1:PORT") of a running broker: started if needed, never stopped."""
-    return ensure_broker()
 
 
 TopicFactory = Callable[..., str]
