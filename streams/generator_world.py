@@ -18,31 +18,17 @@ from typing import Any
 
 import orjson
 
+from detectors.config import DetectorConfig
+
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
 REGIONS = ("NA", "EU", "FE")
-# Operations that need a restricted role (the project's default [roles] catalog).
-ROLE_OF = {
-    "getOrderAddress": "pii",
-    "getOrderBuyerInfo": "pii",
-    "getOrderItemsBuyerInfo": "pii",
-    "createRestrictedDataToken": "pii",
-    "getReport": "reports",
-    "getReportDocument": "reports",
-    "createReport": "reports",
-}
-# Usage plans (rate per second, burst) of the project's default [throttle.plans].
-PLANS = {
-    "getOrders": (0.0167, 20),
-    "getOrder": (0.5, 30),
-    "getOrderItems": (0.5, 30),
-    "createRestrictedDataToken": (1.0, 10),
-    "getListingsRestrictions": (5.0, 10),
-}
-DEFAULT_PLAN = (1.0, 10)
+# Usage plans (rate per second, burst): the detectors' defaults, so traffic stays within them.
+PLANS = {op: (plan.rate, plan.burst) for op, plan in DetectorConfig().plans.items()}
+DEFAULT_PLAN = (DetectorConfig().default_plan.rate, DetectorConfig().default_plan.burst)
 HEARTBEAT_OP = "getMarketplaceParticipations"
 
 # Session kinds an application can run, and the grant roles each one implies.

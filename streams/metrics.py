@@ -42,6 +42,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
+
 __all__ = [
     "ALERT_SEVERITIES",
     "DEAD_LETTER_REASONS",
@@ -59,17 +61,7 @@ KINDS: tuple[str, ...] = ("api_call", "authorization", "data_access", "key_event
 OUTCOMES: tuple[str, ...] = ("accepted", "duplicate", "late", "dead_letter")
 """What happened to an input record."""
 
-DEAD_LETTER_REASONS: tuple[str, ...] = (
-    "invalid_json",
-    "invalid_utf8",
-    "not_object",
-    "unknown_kind",
-    "missing_field",
-    "wrong_type",
-    "bad_value",
-    "bad_timestamp",
-    "too_large",
-)
+DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
 """Reason codes of the dead-letter sink."""
 
 ALERT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")

@@ -19,19 +19,12 @@ from typing import Any
 
 import pytest
 
+from detectors.config import DetectorConfig
 from streams import generator as g
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
-ROLES = {
-    "getOrderAddress": "pii",
-    "getOrderBuyerInfo": "pii",
-    "getOrderItemsBuyerInfo": "pii",
-    "createRestrictedDataToken": "pii",
-    "getReport": "reports",
-    "getReportDocument": "reports",
-    "createReport": "reports",
-}
+ROLES = dict(DetectorConfig().roles)
 RANK = {"key_event": 0, "authorization": 1, "api_call": 2, "data_access": 3}
 REQUIRED: dict[str, dict[str, type]] = {
     "api_call": {
