@@ -75,25 +75,6 @@ def fill(topic: str, path: Path, batch: int) -> int:
     return int(out.stderr.split("sent ")[1].split(" ")[0])
 
 
-def end_offsets(topics: list[str]) -> dict[tuple[str, int], int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(bootstrap_servers=BOOT)
-    tps = [TopicPartition(t, p) for t in topics for p in (c.partitions_for_topic(t) or [])]
-    ends = {(tp.topic, tp.partition): o for tp, o in c.end_offsets(tps).items()}
-    c.close()
-    return ends
-
-
-def committed(group: str) -> dict[tuple[str, int], int]:
-    a = admin()
-    try:
-        offs = a.list_group_offsets(group).get(group, {})
-    finally:
-        a.close()
-    return {(tp.topic, tp.partition): om.offset for tp, om in offs.items()}
-
-
 def bare_aiokafka(topic: str, n_records: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
@@ -151,8 +132,9 @@ async def decode(stream):
                     pass
                 state["n"] += 1
         if state["n"] >= n:
-            print("RATE", state["n"] / (time.perf_counter() - state["first"]), flush=True)
-            import os; os._exit(0)
+            import os  # Faust turns print() into log lines: write to fd 1 directly
+            os.write(1, f"RATE {state['n'] / (time.perf_counter() - state['first'])}\\n".encode())
+            os._exit(0)
 faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
 """
 
@@ -168,8 +150,8 @@ def bare_faust(topic: str, n_records: int) -> float:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     for line in out.stdout.splitlines():
-        if line.startswith("RATE"):
-            return float(line.split()[1])
+        if "RATE " in line:  # the line may start with terminal control codes
+            return float(line.split("RATE ")[1])
     raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
 
 
@@ -194,37 +176,65 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def full_pipeline(topic: str, workers: int, tmp: str) -> tuple[float, float]:
+def scrape(port: int) -> dict[str, float]:
+    """name{labels} -> value from a worker's metrics endpoint."""
+    import urllib.request
+
+    out = {}
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def full_pipeline(topic: str, workers: int, tmp: str, last_ts: float) -> tuple[float, float]:
+    """Seconds from the first record counted to every alerts-stage watermark at the end."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
+    ports = [free_port() for _ in range(workers)]
     procs = [
         subprocess.Popen(
-            [PY, "-m", "streams.cli", "worker", "--log-level", "ERROR"],
+            [
+                PY,
+                "-m",
+                "streams.cli",
+                "worker",
+                "--log-level",
+                "ERROR",
+                "--metrics-port",
+                str(port),
+            ],
             cwd=ROOT,
             env=worker_env(group, topic, f"{tmp}/{group}-{i}"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for i in range(workers)
+        for i, port in enumerate(ports)
     ]
-    internal = [f"{group}-detect", f"{group}-throttle", f"{group}-occurrences"]
     first = done = 0.0
     rss = 0.0
     try:
         deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            time.sleep(0.25)
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.2)
             try:
-                got = committed(group)
-            except Exception:  # the group does not exist until it commits
+                samples = [scrape(port) for port in ports]
+            except OSError:
                 continue
-            if got and not first:
-                first = time.perf_counter() - 0.25
-            if not got:
-                continue
-            ends = end_offsets([topic, *internal])
-            if all(got.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
+            counted = sum(
+                v for m in samples for k, v in m.items() if k.startswith("aupwatch_records_total{")
+            )
+            if counted and not first:
+                first = time.perf_counter() - 0.2
+            marks = {
+                k: v
+                for m in samples
+                for k, v in m.items()
+                if k.startswith("aupwatch_watermark_timestamp_seconds{") and 'stage="alerts"' in k
+            }
+            if len(marks) >= 4 and min(marks.values()) >= last_ts:
                 done = time.perf_counter()
-                break
         rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
         for p in procs:
@@ -234,6 +244,14 @@ def full_pipeline(topic: str, workers: int, tmp: str) -> tuple[float, float]:
     if not done:
         raise RuntimeError("the worker did not finish in time")
     return done - first, rss
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def latency(tmp: str, rate: int = 2000, seconds: int = 60) -> tuple[float, float, int]:
@@ -259,7 +277,7 @@ def latency(tmp: str, rate: int = 2000, seconds: int = 60) -> tuple[float, float
     while time.monotonic() - start < seconds:
         due = start + n / rate
         if time.monotonic() < due:
-            time.sleep(due - time.monotonic())
+            time.sleep(max(0.0, due - time.monotonic()))
         now = time.time()
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
         bad = n % 100 == 0
@@ -329,18 +347,22 @@ def main() -> None:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-two", action="store_true")
     args = ap.parse_args()
+    from schemas.records import parse_ts
     from streams.generator import GeneratorConfig, generate, write
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "logs.jsonl"
-        write(generate(GeneratorConfig(seed=5, records=args.records, malformed_rate=0.0)), path)
+        gen = generate(GeneratorConfig(seed=5, records=args.records, malformed_rate=0.0))
+        write(gen, path)
+        last_ts = max(orjson.loads(line)["ts"] for line in gen.lines[-2000:])
+        last_ts = parse_ts(last_ts) / 1e6 if isinstance(last_ts, str) else last_ts
         for batch in (int(b) for b in args.batches.split(",")):
             topic = f"bench-in-{batch}-{uuid.uuid4().hex[:6]}"
             make_topic(topic, 4)
             n = fill(topic, path, batch)
             a = bare_aiokafka(topic, n)
             f = bare_faust(topic, n)
-            t1, rss = full_pipeline(topic, 1, tmp)
+            t1, rss = full_pipeline(topic, 1, tmp, last_ts)
             print(
                 f"[{batch}/msg] {n:,} records | bare aiokafka {a:,.0f}/s | bare Faust {f:,.0f}/s"
                 f" | worker x1 {n / t1:,.0f}/s ({n / t1 / f:.0%} of bare Faust, "
@@ -348,7 +370,7 @@ def main() -> None:
                 flush=True,
             )
             if not args.skip_two:
-                t2, rss2 = full_pipeline(topic, 2, tmp)
+                t2, rss2 = full_pipeline(topic, 2, tmp, last_ts)
                 print(
                     f"[{batch}/msg] worker x2 {n / t2:,.0f}/s = {t1 / t2:.2f}x one worker, "
                     f"peak RSS {rss2:,.0f} MB per worker",
