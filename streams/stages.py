@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -62,13 +61,6 @@ class PartitionStore(MutableMapping[str, Entry]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-@dataclass
-class Outgoing:
-    """Messages a stage wants sent: (topic role, partition, value bytes)."""
-
-    messages: list[tuple[str, int, bytes]] = field(default_factory=list)
 
 
 def encode_batches(items: list[Any], marks: list[list[Any]], chunk: int) -> list[bytes]:

@@ -190,16 +190,23 @@ class Worker:
         for name, role, prefix in plan:
 
             async def agent(stream: Any, name: str = name, prefix: str | None = prefix) -> None:
-                async for events in stream.noack_take(batch, within):
-                    async with self.lock:
-                        if name == "ingest":
-                            await self._ingest(events)
-                        else:
-                            await self._stage(name, prefix, events)
-                        self.acks.extend((stream, ev) for ev in self._done)
-                    if self.metrics is not None:
-                        self.metrics.batch(name)
-                    await self._maybe_checkpoint()
+                try:
+                    async for events in stream.noack_take(batch, within):
+                        async with self.lock:
+                            if name == "ingest":
+                                await self._ingest(events)
+                            else:
+                                await self._stage(name, prefix, events)
+                            self.acks.extend((stream, ev) for ev in self._done)
+                        if self.metrics is not None:
+                            self.metrics.batch(name)
+                        await self._maybe_checkpoint()
+                except Exception as exc:
+                    # a stalled stage would hold every watermark: stop the worker instead,
+                    # unacknowledged input is re-read by the restarted one
+                    log.exception("stage %s failed; stopping the worker", name)
+                    await self.app.crash(exc)
+                    raise
 
             self.app.agent(self.topics[role], name=f"aupwatch-{name}")(agent)
 
