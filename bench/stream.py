@@ -356,7 +356,7 @@ def main() -> None:
         write(gen, path)
         last_ts = max(orjson.loads(line)["ts"] for line in gen.lines[-2000:])
         last_ts = parse_ts(last_ts) / 1e6 if isinstance(last_ts, str) else last_ts
-        for batch in (int(b) for b in args.batches.split(",")):
+        for batch in (int(b) for b in args.batches.split(",") if b):
             topic = f"bench-in-{batch}-{uuid.uuid4().hex[:6]}"
             make_topic(topic, 4)
             n = fill(topic, path, batch)
