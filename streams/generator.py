@@ -25,8 +25,9 @@ from typing import Any
 
 import orjson
 
+from .generator_entities import parse_rfc3339_ms
 from .generator_inject import Injector
-from .generator_world import World, parse_rfc3339_ms
+from .generator_world import World
 
 __all__ = ["Generated", "GeneratorConfig", "generate", "register", "run", "write"]
 

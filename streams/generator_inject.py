@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .generator_world import (
+from .generator_entities import (
     DAY_MS,
     DEFAULT_PLAN,
     HEARTBEAT_OP,
@@ -21,8 +21,8 @@ from .generator_world import (
     SECOND_MS,
     App,
     Seller,
-    World,
 )
+from .generator_world import World
 
 PER_REASON = 3
 WARN_AFTER = 60 * DAY_MS
