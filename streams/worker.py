@@ -1,6 +1,6 @@
 """The Faust worker: input -> ingest -> detect -> throttle -> alerts, over Kafka.
 
-Design (see README "Streaming"): every stage takes batches (``noack_take``), keeps its
+Design (see README, "Design"): every stage takes batches (``noack_take``), keeps its
 detector state in plain dicts backed by a Faust table whose changelog is written once per
 changed key per checkpoint, and acknowledges an input message only after every item it
 carried has been decided, its outputs sent and its state written. Internal topics carry
@@ -391,12 +391,13 @@ class Worker:
 
     async def _tick(self) -> None:
         """Once a second: idle input partitions release the watermark; markers are resent."""
+        # broker round trips outside the lock: holding it would stall every stage
+        caught_up = await self._caught_up()
         async with self.lock:
             now = time.monotonic()
             idle_after = self.config.worker.idle_timeout
             lateness = self.config.detectors.allowed_lateness
             marks = []
-            caught_up = await self._caught_up()
             for q, since in self.assigned_at.items():
                 last = self.last_input.get(q, since)
                 # idle means nothing left to read, not merely nothing read lately
