@@ -53,6 +53,7 @@ class WorkerSettings:
     internal_batch: int = 2000
     data_dir: str = "var/worker"
     uvloop: bool = True
+    session_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def faust_settings(config: AppConfig) -> dict[str, Any]:
         "producer_max_request_size": 8 * 1024 * 1024,
         "table_standby_replicas": 0,
         "datadir": config.worker.data_dir,
-        "broker_session_timeout": 30.0,
+        "broker_session_timeout": config.worker.session_timeout,
         "broker_heartbeat_interval": 3.0,
     }
     creds = _credentials(config)
@@ -455,6 +455,13 @@ class Worker:
             self.metrics.worker_assigned(len(assigned))
 
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
+        # persist what is decided first: partitions are re-read from committed offsets after
+        # the rebalance, and a shard rebuilt from its table must match its frontier
+        async with self.lock:
+            try:
+                await self._checkpoint()
+            except Exception:  # the broker may be unreachable: then the last checkpoint holds
+                log.exception("checkpoint before rebalance failed")
         roles = {
             self.names["detect"]: "detect",
             self.names["throttle"]: "throttle",
