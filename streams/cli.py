@@ -15,8 +15,6 @@ from schemas.errors import AupwatchError
 from streams import replay as replay_mod
 from streams.config import AppConfig, load_config
 
-log = logging.getLogger("aupwatch")
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

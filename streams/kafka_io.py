@@ -6,7 +6,6 @@ Client settings, topic creation, the replay producer and the alerts tail.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -16,8 +15,6 @@ import orjson
 from schemas.errors import AupwatchError
 from schemas.records import parse_ts
 from streams.config import AppConfig, KafkaSettings
-
-log = logging.getLogger(__name__)
 
 
 def client_settings(k: KafkaSettings) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import logging
 import sys
 import time
 from collections import Counter
@@ -20,7 +19,6 @@ from schemas.decode import decode_line
 from schemas.errors import BadRecord, UsageError
 from streams.config import AppConfig
 
-log = logging.getLogger(__name__)
 STEP_EVERY = 4096
 
 

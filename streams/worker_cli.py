@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,8 +12,6 @@ from typing import Any
 from schemas.errors import UsageError
 from schemas.records import parse_ts
 from streams.config import AppConfig
-
-log = logging.getLogger(__name__)
 
 WORKER_HELP = """\
 Runs one stream worker. Start several with the same --group (and config) to share the

@@ -404,6 +404,17 @@ def start_alertmanager(
     return _launch("alertmanager", workdir, config_text, "alertmanager.yml", command, port, timeout)
 
 
+def scrape_exporter(metrics: Any) -> tuple[int, str]:
+    """Serve a ``Metrics`` on a free port, fetch ``/metrics`` once, stop; (status, text)."""
+    server = metrics.serve(0, "127.0.0.1")
+    try:
+        status, body = http_get(f"http://127.0.0.1:{server.server_port}/metrics")
+    finally:
+        server.shutdown()
+        server.server_close()
+    return status, body.decode()
+
+
 def query(server: Server, promql: str) -> list[dict[str, Any]]:
     """Run an instant query on Prometheus; return the result vector."""
     answer = server.get_json("/api/v1/query", query=promql)

@@ -75,14 +75,8 @@ def touch_everything(metrics: Metrics) -> None:
 def scrape() -> Iterator[Scrape]:
     metrics = Metrics(CollectorRegistry(), clock=lambda: 1.7e9 + 40)
     touch_everything(metrics)
-    server = metrics.serve(0, "127.0.0.1")
-    try:
-        status, body = servers.http_get(f"http://127.0.0.1:{server.server_port}/metrics")
-    finally:
-        server.shutdown()
-        server.server_close()
+    status, text = servers.scrape_exporter(metrics)
     assert status == 200
-    text = body.decode()
     result = Scrape()
     for line in text.splitlines():
         match = re.match(r"# TYPE (\S+) (\S+)", line)

@@ -234,12 +234,7 @@ def test_registries_are_independent_and_global_is_untouched() -> None:
 
 def test_serve_exposes_the_registry_over_http(metrics: Metrics) -> None:
     metrics.record("key_event", "duplicate", 2)
-    server = metrics.serve(0, "127.0.0.1")
-    try:
-        status, body = servers.http_get(f"http://127.0.0.1:{server.server_port}/metrics")
-    finally:
-        server.shutdown()
-        server.server_close()
+    status, text = servers.scrape_exporter(metrics)
     assert status == 200
-    assert 'aupwatch_records_total{kind="key_event",outcome="duplicate"} 2.0' in body.decode()
-    assert 'aupwatch_build_info{version="1.2.3"} 1.0' in body.decode()
+    assert 'aupwatch_records_total{kind="key_event",outcome="duplicate"} 2.0' in text
+    assert 'aupwatch_build_info{version="1.2.3"} 1.0' in text
