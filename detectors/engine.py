@@ -14,8 +14,8 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
-from itertools import count
-from operator import itemgetter
+from itertools import compress, count, islice
+from operator import gt, itemgetter
 from typing import Any, Protocol
 
 from detectors.config import DetectorConfig
@@ -31,6 +31,7 @@ Entry = list[Any]
 NEVER = -(1 << 62)
 _ORDER = itemgetter(0, 1, 2, 3)
 _TS = itemgetter(0)
+_FOREVER = 1 << 62
 _GC = "\x00gc"
 _PRUNE_MIN = 64
 
@@ -175,19 +176,15 @@ class Shard:
         self.wm = wm
         buf = self.buffer
         if buf:
-            buf.sort(key=_ORDER)
+            # sorting by time alone is several times cheaper (int keys); only runs of
+            # equal times then need the full order, and items of one record come in it
+            buf.sort(key=_TS)
             cut = bisect_right(buf, wm, key=_TS)
             ready = buf[:cut]
             del buf[:cut]
-        else:
-            ready = []
+            _sort_ties(ready)
+            self._decide(ready, out)
         timers = self.timers
-        apply = self._apply
-        for item in ready:
-            while timers and timers[0][0] <= item[0]:
-                due, key = heapq.heappop(timers)
-                self._fire(due, key, out)
-            apply(item, out)
         while timers and timers[0][0] <= wm:
             due, key = heapq.heappop(timers)
             self._fire(due, key, out)
@@ -195,7 +192,67 @@ class Shard:
         while tokens and tokens[0][0] <= wm:
             out.tokens.append(heapq.heappop(tokens)[2])
 
+    def _decide(self, ready: list[Item], out: Output) -> None:
+        """Applies ordered items, firing the timers due before each (``_apply`` inlined)."""
+        timers = self.timers
+        store = self.store
+        get = store.get
+        applies = {prefix: op.apply for prefix, op in self.ops.items()}
+        dirty_add = self.dirty.add
+        gc_pending = self._gc_pending
+        heappush = heapq.heappush
+        fire = self._fire
+        # the earliest timer, kept in step with every push: one int compare per item
+        nxt = timers[0][0] if timers else _FOREVER
+        for item in ready:
+            ts = item[0]
+            if nxt <= ts:
+                while timers and timers[0][0] <= ts:
+                    due, tkey = heapq.heappop(timers)
+                    fire(due, tkey, out)
+                nxt = timers[0][0] if timers else _FOREVER
+            key = item[3]
+            entry = get(key)
+            if entry is None:
+                emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
+                state = applies[key[0]](key, None, item, out)
+                if state is None and emitted == (
+                    len(out.forwards) + len(out.occurrences) + len(out.alerts)
+                ):
+                    continue  # changed nothing: a re-delivery would change nothing either
+                entry = [{item[2]: ts}, state, _PRUNE_MIN]
+                store[key] = entry
+                old_t = None
+            else:
+                seen = entry[0]
+                eid = item[2]
+                if eid in seen:
+                    out.duplicates += 1
+                    continue
+                seen[eid] = ts
+                if len(seen) >= entry[2]:
+                    # amortised O(1): after a prune the next one waits until the set doubles
+                    _prune(seen, self.wm - self.config.dedup_horizon)
+                    entry[2] = max(_PRUNE_MIN, 2 * len(seen))
+                state = entry[1]
+                old_t = None if state is None else state.get("_t")
+                state = applies[key[0]](key, state, item, out)
+                entry[1] = state
+            # as _store_state does
+            dirty_add(key)
+            if state is None:
+                if key not in gc_pending:
+                    self._push_gc(key, entry[0])
+                    nxt = min(nxt, timers[0][0])
+            else:
+                new_t = state.get("_t")
+                if new_t is not None and new_t != old_t:
+                    heappush(timers, (new_t, key))
+                    if new_t < nxt:
+                        nxt = new_t
+
     def _apply(self, item: Item, out: Output) -> None:
+        """Applies one late item (no timers fire first); ``_decide`` inlines the same."""
         key = item[3]
         entry = self.store.get(key)
         if entry is None:
@@ -270,6 +327,33 @@ class Shard:
         """Returns and forgets the keys changed since the last call."""
         dirty, self.dirty = self.dirty, set()
         return dirty
+
+
+def _sort_ties(items: list[Item]) -> None:
+    """Completes the (ts, rank, event id, key) order of items already sorted by ts.
+
+    Only runs of equal ts can be out of order; whole items are compared to find them (a
+    tie on those four fields goes on to the payloads, which may fail to compare: then all
+    items are sorted). Each run is sorted stably, so the result is that of one stable
+    sort of the whole list.
+    """
+    try:
+        bad = list(compress(count(), map(gt, items, islice(items, 1, None))))
+    except TypeError:
+        items.sort(key=_ORDER)
+        return
+    n = len(items)
+    end = 0
+    for i in bad:
+        if i < end:
+            continue  # inside a run sorted already
+        ts = items[i][0]
+        lo, end = i, i + 2
+        while lo > 0 and items[lo - 1][0] == ts:
+            lo -= 1
+        while end < n and items[end][0] == ts:
+            end += 1
+        items[lo:end] = sorted(items[lo:end], key=_ORDER)
 
 
 def _prune(seen: dict[str, int], before: int) -> None:

@@ -8,6 +8,7 @@ worker each stage runs one shard per partition of its topic; here one shard each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,29 +40,34 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         origin: Wall-clock ms at which the record was appended to Kafka (0 offline).
 
     Returns:
-        Items ``(ts, rank, event_id, state key, payload, origin)``.
+        Items ``(ts, rank, event_id, state key, payload, origin)``, in the order the
+        engine decides them (by state key), which spares it a full sort.
     """
     ts, eid = rec.ts, rec.event_id
     if isinstance(rec, ApiCall):
-        r = 2
         app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
+        operation = rec.operation
+        # prefixes in key order: D < L < O < U
         items: list[Item] = [
-            (ts, r, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, rec.operation, status], origin),
+            (ts, 2, eid, f"D{SEP}{rec.key_id}", ["c", dev, status], origin),
             (
                 ts,
-                r,
+                2,
                 eid,
                 f"L{SEP}{rec.source_ip}",
-                [dev, rec.region, seller, rec.operation, status],
+                [dev, rec.region, seller, operation, status],
                 origin,
             ),
-            (ts, r, eid, f"D{SEP}{rec.key_id}", ["c", dev, status], origin),
         ]
-        if 200 <= status < 300:
-            items.extend(
-                (ts, r, eid, f"O{SEP}{app}{SEP}{rid}", ["c", seller], origin)
-                for rid in rec.resource_ids
-            )
+        rids: Sequence[str] = rec.resource_ids
+        if rids and 200 <= status < 300:
+            if len(rids) > 1:
+                rids = sorted(rids)
+            pre = f"O{SEP}{app}{SEP}"
+            items.extend([(ts, 2, eid, pre + rid, ["c", seller], origin) for rid in rids])
+        items.append(
+            (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, operation, status], origin)
+        )
         return items
     if isinstance(rec, Authorization):
         key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
@@ -70,10 +76,9 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         return [(ts, 1, eid, key, ["r"], origin)]
     if isinstance(rec, DataAccess):
         payload = ["a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel]
-        return [
-            (ts, 3, eid, f"O{SEP}{rec.app_id}{SEP}{rid}", payload, origin)
-            for rid in rec.resource_ids
-        ]
+        pre = f"O{SEP}{rec.app_id}{SEP}"
+        rids = sorted(rec.resource_ids) if len(rec.resource_ids) > 1 else rec.resource_ids
+        return [(ts, 3, eid, pre + rid, payload, origin) for rid in rids]
     assert isinstance(rec, KeyEvent)
     return [
         (
