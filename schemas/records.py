@@ -2,6 +2,10 @@
 
 Times are integer microseconds since the Unix epoch (UTC): exact, cheap to compare and
 to serialise.
+
+The records are frozen dataclasses without ``__slots__`` so that ``build`` can hand a new
+instance all its fields in one dict: the generated frozen ``__init__`` pays one
+``object.__setattr__`` per field, several times the cost of decoding the JSON.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 KINDS: Final = ("api_call", "authorization", "data_access", "key_event")
 KIND_RANK: Final = {"key_event": 0, "authorization": 1, "api_call": 2, "data_access": 3}
@@ -29,28 +33,41 @@ The pattern of ``$defs/timestamp`` in ``schemas/json/record.schema.json`` is its
 """
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1)
-_MINUTE_CACHE_SIZE = 16_384
-_minute_cache: dict[str, int] = {}
+_CACHE_SIZE = 16_384
+# The pattern is fixed-width up to the seconds: ``YYYY-MM-DDTHH`` (13 characters),
+# ``:MM:SS``, then the tail ``[.fraction](Z|offset)``. A text is valid exactly when each
+# part is, and its time is the sum of theirs: the hours and tails seen valid are cached,
+# the 3600 valid ``:MM:SS`` are tabled.
+_MINUTE_SECONDS = {
+    f":{m:02d}:{s:02d}": (m * 60 + s) * 1_000_000 for m in range(60) for s in range(60)
+}
+_hour_cache: dict[str, int] = {}
+_tail_cache: dict[str, int] = {}
+_day_cache: dict[str, int] = {}
 
 
-def _minute_us(minute: str) -> int:
-    """Microseconds of ``YYYY-MM-DDTHH:MM`` (UTC); validates and caches it.
+def _days(day: str) -> int:
+    """Days since the epoch of ``YYYY-MM-DD``; validates and caches it.
 
     Raises:
-        ValueError: Not a calendar date, or hour/minute out of range.
+        ValueError: Not a calendar date.
     """
-    h, mi = int(minute[11:13]), int(minute[14:16])
-    if h > 23 or mi > 59:
-        raise ValueError("time of day out of range")
-    try:
-        days = date.fromisoformat(minute[:10]).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        raise ValueError("not a valid calendar date") from None
-    us = (days * 1440 + h * 60 + mi) * 60_000_000
-    if len(_minute_cache) >= _MINUTE_CACHE_SIZE:
-        _minute_cache.clear()
-    _minute_cache[minute] = us
-    return us
+    days = _day_cache.get(day)
+    if days is None:
+        try:
+            days = date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            raise ValueError("not a valid calendar date") from None
+        if len(_day_cache) >= _CACHE_SIZE:
+            _day_cache.clear()
+        _day_cache[day] = days
+    return days
+
+
+def _cache(cache: dict[str, int], key: str, value: int) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 def parse_ts(text: str) -> int:
@@ -69,29 +86,37 @@ def parse_ts(text: str) -> int:
     Raises:
         ValueError: The text is not an RFC 3339 date-time with offset.
     """
+    hour = _hour_cache.get(text[:13])
+    if hour is not None:
+        mmss = _MINUTE_SECONDS.get(text[13:19])
+        tail = _tail_cache.get(text[19:])
+        if mmss is not None and tail is not None:
+            return hour + mmss + tail
     m = _RFC3339.match(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 date-time with offset: {text[:64]!r}")
-    minute, ss, frac, sign, oh, om = m.groups()
-    us = _minute_cache.get(minute)
-    if us is None:
-        try:
-            us = _minute_us(minute)
-        except ValueError as exc:
-            raise ValueError(f"{exc}: {text[:64]!r}") from None
+    minute_text, ss, frac, sign, oh, om = m.groups()
+    h, mi = int(minute_text[11:13]), int(minute_text[14:16])
+    if h > 23 or mi > 59:
+        raise ValueError(f"time of day out of range: {text[:64]!r}")
+    try:
+        days = _days(minute_text[:10])
+    except ValueError as exc:
+        raise ValueError(f"{exc}: {text[:64]!r}") from None
     s = int(ss)
     if s > 59:
         raise ValueError(f"time of day out of range: {text[:64]!r}")
-    us += s * 1_000_000
-    if frac:
-        us += int(frac[:6].ljust(6, "0"))
+    tail = int(frac[:6].ljust(6, "0")) if frac else 0
     if sign:
         o_h, o_m = int(oh), int(om)
         if o_h > 23 or o_m > 59:
             raise ValueError(f"offset out of range: {text[:64]!r}")
         off = (o_h * 60 + o_m) * 60_000_000
-        us = us - off if sign == "+" else us + off
-    return us
+        tail = tail - off if sign == "+" else tail + off
+    hour = (days * 24 + h) * 3_600_000_000
+    _cache(_hour_cache, text[:13], hour)
+    _cache(_tail_cache, text[19:], tail)
+    return hour + mi * 60_000_000 + s * 1_000_000 + tail
 
 
 def format_ts(us: int) -> str:
@@ -112,7 +137,7 @@ def format_ts(us: int) -> str:
     return dt.isoformat(timespec="seconds") + "Z"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ApiCall:
     """An application called the marketplace API on behalf of a seller."""
 
@@ -132,7 +157,7 @@ class ApiCall:
     kind: Literal["api_call"] = "api_call"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Authorization:
     """A seller granted or revoked an application's authorization."""
 
@@ -147,7 +172,7 @@ class Authorization:
     kind: Literal["authorization"] = "authorization"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DataAccess:
     """The application disclosed seller data to someone."""
 
@@ -162,7 +187,7 @@ class DataAccess:
     kind: Literal["data_access"] = "data_access"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KeyEvent:
     """An access key's life-cycle event."""
 
@@ -176,3 +201,22 @@ class KeyEvent:
 
 
 Record = ApiCall | Authorization | DataAccess | KeyEvent
+R = TypeVar("R", ApiCall, Authorization, DataAccess, KeyEvent)
+
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def build(cls: type[R], fields: dict[str, Any]) -> R:
+    """Makes a record from all its fields (``kind`` included) without ``__init__``.
+
+    Args:
+        cls: The record class.
+        fields: Every field of ``cls`` by name, already validated.
+
+    Returns:
+        The record, equal to ``cls(**fields)``.
+    """
+    rec = _new(cls)
+    _setattr(rec, "__dict__", fields)
+    return rec
