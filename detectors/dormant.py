@@ -96,7 +96,13 @@ class Dormant:
             if ts > state["clock"]:
                 state["clock"] = ts
                 state["warned"] = False  # a new idle stretch starts: it may warn again
-        return self._arm(state)
+        # self._arm(state) inlined (the key is active here): the hot path of every call
+        warn = self.warn
+        due = state["clock"] + (warn if warn and not state["warned"] else self.after)
+        armed = state.get("_t")
+        if armed is None or armed > due:
+            state["_t"] = due
+        return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Emits the warning or the dormancy due now, or re-arms at the real due time."""

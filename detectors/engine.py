@@ -14,7 +14,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
-from itertools import compress, count, islice
+from itertools import compress, count, islice, repeat
 from operator import gt, itemgetter
 from typing import Any, Protocol
 
@@ -126,6 +126,14 @@ class Shard:
         """
         wm = self.wm
         buf = self.buffer
+        if type(items) is list and items:
+            # the usual batch: nothing late or restored, so all of it is buffered
+            low = min(map(_TS, items))
+            if low > wm and low > self.max_frontier:
+                buf.extend(items)
+                if token is not None:
+                    heapq.heappush(self.tokens, (max(map(_TS, items)), next(self._seq), token))
+                return
         latest = NEVER
         for item in items:
             ts = item[0]
@@ -202,6 +210,8 @@ class Shard:
         gc_pending = self._gc_pending
         heappush = heapq.heappush
         fire = self._fire
+        # operators append to these lists (callers swap them only between advances)
+        forwards, occurrences, alerts = out.forwards, out.occurrences, out.alerts
         # the earliest timer, kept in step with every push: one int compare per item
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
@@ -214,11 +224,9 @@ class Shard:
             key = item[3]
             entry = get(key)
             if entry is None:
-                emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
+                emitted = len(forwards) + len(occurrences) + len(alerts)
                 state = applies[key[0]](key, None, item, out)
-                if state is None and emitted == (
-                    len(out.forwards) + len(out.occurrences) + len(out.alerts)
-                ):
+                if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
                     continue  # changed nothing: a re-delivery would change nothing either
                 entry = [{item[2]: ts}, state, _PRUNE_MIN]
                 store[key] = entry
@@ -357,5 +365,6 @@ def _sort_ties(items: list[Item]) -> None:
 
 
 def _prune(seen: dict[str, int], before: int) -> None:
-    for eid in [eid for eid, ts in seen.items() if ts < before]:
+    # the expired ids picked at C speed: busy keys prune often
+    for eid in list(compress(seen, map(gt, repeat(before), seen.values()))):
         del seen[eid]

@@ -8,7 +8,6 @@ worker each stage runs one shard per partition of its topic; here one shard each
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,12 +58,13 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
                 origin,
             ),
         ]
-        rids: Sequence[str] = rec.resource_ids
+        rids = rec.resource_ids
         if rids and 200 <= status < 300:
-            if len(rids) > 1:
-                rids = sorted(rids)
-            pre = f"O{SEP}{app}{SEP}"
-            items.extend([(ts, 2, eid, pre + rid, ["c", seller], origin) for rid in rids])
+            if len(rids) == 1:  # the usual case, without a comprehension's call
+                items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ["c", seller], origin))
+            else:
+                pre = f"O{SEP}{app}{SEP}"
+                items += [(ts, 2, eid, pre + rid, ["c", seller], origin) for rid in sorted(rids)]
         items.append(
             (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, operation, status], origin)
         )
@@ -77,8 +77,7 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
     if isinstance(rec, DataAccess):
         payload = ["a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel]
         pre = f"O{SEP}{rec.app_id}{SEP}"
-        rids = sorted(rec.resource_ids) if len(rec.resource_ids) > 1 else rec.resource_ids
-        return [(ts, 3, eid, pre + rid, payload, origin) for rid in rids]
+        return [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
     assert isinstance(rec, KeyEvent)
     return [
         (
@@ -124,6 +123,7 @@ class Pipeline:
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
+        self.lateness = config.allowed_lateness
         self.shards = {s: Shard(stage_operators(s, config), config) for s in STAGES}
         self.max_ts = NEVER
         self.pending: list[Item] = []
@@ -137,10 +137,12 @@ class Pipeline:
 
     def feed(self, rec: Record) -> bool:
         """Queues one record; returns True when it was late (at or below the watermark)."""
-        late = self.max_ts > NEVER and rec.ts <= self.watermark
-        if rec.ts > self.max_ts:
-            self.max_ts = rec.ts
-        self.pending.extend(route(rec))
+        ts = rec.ts
+        max_ts = self.max_ts
+        late = max_ts > NEVER and ts <= max_ts - self.lateness  # as self.watermark
+        if ts > max_ts:
+            self.max_ts = ts
+        self.pending += route(rec)
         if late:
             self.stats.late += 1
         return late

@@ -38,10 +38,17 @@ class Links:
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]
-        since = ts - self.horizon
-        links = sorted(d for d, last in devs.items() if d != developer and last >= since)
-        devs[developer] = max(devs.get(developer, ts), ts)
-        address = key.split(SEP, 1)[1]
+        last = devs.get(developer)
+        links: list[str]
+        if len(devs) == (0 if last is None else 1):
+            links = []  # the usual case: no other account called from this address
+        else:
+            since = ts - self.horizon
+            links = [d for d, t in devs.items() if t >= since and d != developer]
+            links.sort()
+        if last is None or ts > last:
+            devs[developer] = ts
+        address = key[2:]  # the key is "L", SEP, address
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append(
             (ts, item[1], item[2], scope, [developer, status, address, links], item[5])

@@ -22,7 +22,7 @@ class Unauthorized:
     prefix = "U"
 
     def __init__(self, config: DetectorConfig) -> None:
-        self.roles = config.roles
+        self.roles = dict(config.roles)  # a plain dict: faster to read than the proxy
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies an authorization (``g``/``r``) or judges a call (``c``)."""
@@ -32,8 +32,7 @@ class Unauthorized:
             return {"a": "g", "roles": payload[1], "x": payload[2]}
         if tag == "r":
             return {"a": "r"}
-        _, developer, operation, status = payload
-        required = self.roles.get(operation)
+        required = self.roles.get(payload[2])
         if state is None:
             reason = "no_grant"
         elif state["a"] == "r":
@@ -44,6 +43,7 @@ class Unauthorized:
             reason = "missing_role"
         else:
             return state
+        _, developer, operation, status = payload
         _, app, seller = key.split(SEP)
         occur(
             out,

@@ -129,27 +129,36 @@ class Replay:
         feed = self.pipeline.feed
         summary = self.summary
         by_kind = summary.by_kind
-        for n, line in self.lines(path, progress):
-            if line.endswith(b"\n"):
-                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-            if not line.strip():
-                summary.blank_lines += 1
-                continue
-            try:
-                rec = decode_line(line, max_bytes)
-            except BadRecord as exc:
-                self._dead_letter(exc, line, path, n)
-                continue
-            summary.records += 1
-            by_kind[rec.kind] += 1
-            late = feed(rec)
-            if self.metrics is not None:
-                self.metrics.record(rec.kind, "late" if late else "accepted")
-                if late:
-                    self.metrics.late(rec.kind)
-            self._since_step += 1
-            if self._since_step >= STEP_EVERY:
-                self._step(final=False)
+        metrics = self.metrics
+        # counted in locals (the hot loop), written back before each step and at the end
+        since_step = self._since_step
+        records = 0
+        try:
+            for n, line in self.lines(path, progress):
+                if line.endswith(b"\n"):
+                    line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+                if not line or line.isspace():  # as `not line.strip()`, without a copy
+                    summary.blank_lines += 1
+                    continue
+                try:
+                    rec = decode_line(line, max_bytes)
+                except BadRecord as exc:
+                    self._dead_letter(exc, line, path, n)
+                    continue
+                records += 1
+                by_kind[rec.kind] += 1
+                late = feed(rec)
+                if metrics is not None:
+                    metrics.record(rec.kind, "late" if late else "accepted")
+                    if late:
+                        metrics.late(rec.kind)
+                since_step += 1
+                if since_step >= STEP_EVERY:
+                    self._step(final=False)
+                    since_step = 0
+        finally:
+            self._since_step = since_step
+            summary.records += records
 
     def finish(self) -> list[dict[str, Any]]:
         """Flushes the watermark to the last event time and returns final alert versions."""
