@@ -72,6 +72,8 @@ class Shard:
         config: Detector settings (lateness is applied by the caller's watermark;
             ``dedup_horizon`` bounds the remembered event ids).
         store: Where entries live: a dict offline, a table-backed mapping in a worker.
+        track_dirty: Collect changed keys for ``take_dirty`` (a worker persists them);
+            offline replay persists nothing and turns it off.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Shard:
         operators: Iterable[Operator],
         config: DetectorConfig,
         store: MutableMapping[str, Entry] | None = None,
+        track_dirty: bool = True,
     ) -> None:
         self.ops = {op.prefix: op for op in operators}
         self.config = config
@@ -87,6 +90,7 @@ class Shard:
         self.buffer: list[Item] = []
         self.timers: list[tuple[int, str]] = []
         self.dirty: set[str] = set()
+        self.track_dirty = track_dirty
         # a token is done once the watermark passes the latest item it brought
         self.tokens: list[tuple[int, int, Any]] = []
         self._seq = count()
@@ -188,8 +192,11 @@ class Shard:
             # equal times then need the full order, and items of one record come in it
             buf.sort(key=_TS)
             cut = bisect_right(buf, wm, key=_TS)
-            ready = buf[:cut]
-            del buf[:cut]
+            if cut == len(buf):
+                ready, self.buffer = buf, []  # all of it: no copy
+            else:
+                ready = buf[:cut]
+                del buf[:cut]
             _sort_ties(ready)
             self._decide(ready, out)
         timers = self.timers
@@ -206,6 +213,7 @@ class Shard:
         store = self.store
         get = store.get
         applies = {prefix: op.apply for prefix, op in self.ops.items()}
+        track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         gc_pending = self._gc_pending
         heappush = heapq.heappush
@@ -247,7 +255,8 @@ class Shard:
                 state = applies[key[0]](key, state, item, out)
                 entry[1] = state
             # as _store_state does
-            dirty_add(key)
+            if track_dirty:
+                dirty_add(key)
             if state is None:
                 if key not in gc_pending:
                     self._push_gc(key, entry[0])
@@ -299,7 +308,8 @@ class Shard:
                     self._push_gc(key, entry[0])
                 else:
                     del self.store[key]
-                    self.dirty.add(key)
+                    if self.track_dirty:
+                        self.dirty.add(key)
             return
         entry = self.store.get(key)
         if entry is None or entry[1] is None or entry[1].get("_t") != due:
@@ -309,7 +319,8 @@ class Shard:
 
     def _store_state(self, key: str, entry: Entry, state: State | None, old_t: Any) -> None:
         entry[1] = state
-        self.dirty.add(key)
+        if self.track_dirty:
+            self.dirty.add(key)
         if state is None:
             if key not in self._gc_pending:
                 self._push_gc(key, entry[0])

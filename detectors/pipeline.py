@@ -124,7 +124,10 @@ class Pipeline:
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.lateness = config.allowed_lateness
-        self.shards = {s: Shard(stage_operators(s, config), config) for s in STAGES}
+        # nothing here persists state: no changed-key tracking
+        self.shards = {
+            s: Shard(stage_operators(s, config), config, track_dirty=False) for s in STAGES
+        }
         self.max_ts = NEVER
         self.pending: list[Item] = []
         self.stats = Stats()
