@@ -91,6 +91,21 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
     ]
 
 
+def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
+    """Drops the forwards that cannot change the throttle stage.
+
+    A forward is decided in the step that made it (its time is at most the watermark
+    both shards advance to). ``SharedQuota`` creates state only for a call with links
+    (payload ``[developer, status, address, links]``), so a call without links to a scope
+    that has no state, and no call with links in this step or still buffered, meets no
+    state when decided and changes nothing. Most calls share no address.
+    """
+    live = {f[3] for f in forwards if f[4][3]}
+    live.update(b[3] for b in throttle.buffer if b[4][3])
+    store = throttle.store
+    return [f for f in forwards if f[3] in live or f[3] in store]
+
+
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:
     """The operators of one stage."""
     if stage == "detect":
@@ -165,7 +180,7 @@ class Pipeline:
         detect.add(self.pending, out)
         self.pending = []
         detect.advance(wm, out)
-        throttle.add(out.forwards, out)
+        throttle.add(_live_forwards(out.forwards, throttle), out)
         out.forwards = []
         throttle.advance(wm, out)
         alerts.add(out.occurrences, out)

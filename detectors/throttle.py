@@ -88,7 +88,9 @@ class SharedQuota:
         developer, status, address, links = item[4]
         if state is None:
             if not links:
-                return None  # no link known in this scope: no group can form
+                # no link known in this scope: no group can form. Only a call with links
+                # creates state, which pipeline._live_forwards relies on
+                return None
             state = {"edges": {}, "groups": {}, "_t": ts + self.keep + 1}
         edges: dict[str, int] = state["edges"]
         for other in links:
