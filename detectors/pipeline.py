@@ -40,7 +40,8 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
 
     Returns:
         Items ``(ts, rank, event_id, state key, payload, origin)``, in the order the
-        engine decides them (by state key), which spares it a full sort.
+        engine decides them (by state key), which spares it a full sort. Payloads are
+        tuples (one allocation; JSON arrays like the lists a worker decodes).
     """
     ts, eid = rec.ts, rec.event_id
     if isinstance(rec, ApiCall):
@@ -48,34 +49,34 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         operation = rec.operation
         # prefixes in key order: D < L < O < U
         items: list[Item] = [
-            (ts, 2, eid, f"D{SEP}{rec.key_id}", ["c", dev, status], origin),
+            (ts, 2, eid, f"D{SEP}{rec.key_id}", ("c", dev, status), origin),
             (
                 ts,
                 2,
                 eid,
                 f"L{SEP}{rec.source_ip}",
-                [dev, rec.region, seller, operation, status],
+                (dev, rec.region, seller, operation, status),
                 origin,
             ),
         ]
         rids = rec.resource_ids
         if rids and 200 <= status < 300:
             if len(rids) == 1:  # the usual case, without a comprehension's call
-                items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ["c", seller], origin))
+                items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ("c", seller), origin))
             else:
                 pre = f"O{SEP}{app}{SEP}"
-                items += [(ts, 2, eid, pre + rid, ["c", seller], origin) for rid in sorted(rids)]
+                items += [(ts, 2, eid, pre + rid, ("c", seller), origin) for rid in sorted(rids)]
         items.append(
-            (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ["c", dev, operation, status], origin)
+            (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ("c", dev, operation, status), origin)
         )
         return items
     if isinstance(rec, Authorization):
         key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
         if rec.action == "grant":
-            return [(ts, 1, eid, key, ["g", list(rec.roles), rec.expires_at], origin)]
-        return [(ts, 1, eid, key, ["r"], origin)]
+            return [(ts, 1, eid, key, ("g", list(rec.roles), rec.expires_at), origin)]
+        return [(ts, 1, eid, key, ("r",), origin)]
     if isinstance(rec, DataAccess):
-        payload = ["a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel]
+        payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
         pre = f"O{SEP}{rec.app_id}{SEP}"
         return [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
     assert isinstance(rec, KeyEvent)
@@ -85,7 +86,7 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
             KIND_RANK["key_event"],
             eid,
             f"D{SEP}{rec.key_id}",
-            ["k", rec.action, rec.developer_id],
+            ("k", rec.action, rec.developer_id),
             origin,
         )
     ]

@@ -39,9 +39,9 @@ class Links:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]
         last = devs.get(developer)
-        links: list[str]
+        links: list[str] | tuple[()]
         if len(devs) == (0 if last is None else 1):
-            links = []  # the usual case: no other account called from this address
+            links = ()  # the usual case: no other account called from this address
         else:
             since = ts - self.horizon
             links = [d for d, t in devs.items() if t >= since and d != developer]
@@ -51,7 +51,7 @@ class Links:
         address = key[2:]  # the key is "L", SEP, address
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append(
-            (ts, item[1], item[2], scope, [developer, status, address, links], item[5])
+            (ts, item[1], item[2], scope, (developer, status, address, links), item[5])
         )
         return state
 
