@@ -130,21 +130,29 @@ class Replay:
         summary = self.summary
         by_kind = summary.by_kind
         metrics = self.metrics
-        # counted in locals (the hot loop), written back before each step and at the end
+        # counted in locals (the hot loop), written back at the end
         since_step = self._since_step
         records = 0
         try:
             for n, line in self.lines(path, progress):
-                if line.endswith(b"\n"):
-                    line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                 if not line or line.isspace():  # as `not line.strip()`, without a copy
                     summary.blank_lines += 1
                     continue
+                # The line is decoded with its newline (JSON whitespace: same verdict and
+                # record, no copy); only a rejected or long one is decoded again without
+                # it, for the exact error, size check and dead letter.
                 try:
-                    rec = decode_line(line, max_bytes)
-                except BadRecord as exc:
-                    self._dead_letter(exc, line, path, n)
-                    continue
+                    rec = decode_line(line, max_bytes) if len(line) <= max_bytes else None
+                except BadRecord:
+                    rec = None
+                if rec is None:
+                    if line.endswith(b"\n"):
+                        line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+                    try:
+                        rec = decode_line(line, max_bytes)
+                    except BadRecord as exc:
+                        self._dead_letter(exc, line, path, n)
+                        continue
                 records += 1
                 by_kind[rec.kind] += 1
                 late = feed(rec)
