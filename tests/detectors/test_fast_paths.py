@@ -1,0 +1,82 @@
+"""The engine's and the offline pipeline's shortcuts give exactly what the plain way gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import pipeline as pipeline_mod
+from detectors.config import DetectorConfig
+from detectors.engine import _ORDER, _TS, _sort_ties
+from tests.detectors.support import decode_all, replay
+from tests.detectors.test_properties import _call, _t, decoded
+
+# payloads that compare, that do not (dicts), and that only sometimes do (None vs int)
+payloads = st.one_of(
+    st.tuples(st.sampled_from("cg"), st.integers(0, 2)),
+    st.lists(st.one_of(st.none(), st.integers(0, 2)), max_size=2),
+    st.dictionaries(st.sampled_from("ab"), st.integers(0, 2), max_size=1),
+)
+items = st.lists(
+    st.tuples(
+        st.integers(0, 4),
+        st.integers(-1, 3),
+        st.sampled_from(["e1", "e2", "e10", "e1\x00"]),
+        st.sampled_from(["D\x1fk", "L\x1fa", "O\x1fa\x1fr", "U\x1fa\x1fs"]),
+        payloads,
+        st.integers(0, 1),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(items)
+def test_sort_ties_after_a_time_sort_is_one_stable_full_sort(batch: list[Any]) -> None:
+    want = sorted(batch, key=_ORDER)
+    got = sorted(batch, key=_TS)
+    _sort_ties(got)
+    assert [id(i) for i in got] == [id(i) for i in want]  # same objects: stable on ties
+
+
+def _own_addresses() -> list[Any]:
+    """Two accounts linked once over a shared address, then calling from their own.
+
+    The later calls carry no links but reach a scope with state: they must be charged.
+    """
+    recs = [
+        _call(f"s{i}", _t(i), developer_id=f"dev-{i % 2}", seller_id="S7", source_ip="10.0.0.1")
+        for i in range(2)
+    ]
+    recs += [
+        _call(
+            f"o{i}",
+            _t(10 + i),
+            developer_id=f"dev-{i % 2}",
+            seller_id="S7",
+            source_ip=f"10.1.0.{i % 2}",
+        )
+        for i in range(60)
+    ]
+    return decode_all(recs)
+
+
+def test_dropped_forwards_change_nothing(monkeypatch: Any) -> None:
+    config = DetectorConfig.from_mapping({"throttle": {"min_excess_calls": 2}})
+    for records, step_every in [
+        (decoded(), None),
+        (decoded(), 1),
+        (decoded(), 7),
+        (_own_addresses(), 1),
+        (_own_addresses(), 5),
+    ]:
+        fast, fast_pipe = replay(records, config, step_every=step_every)
+        monkeypatch.setattr(pipeline_mod, "_live_forwards", lambda forwards, throttle: forwards)
+        plain, plain_pipe = replay(records, config, step_every=step_every)
+        monkeypatch.undo()
+        assert fast == plain
+        assert fast_pipe.stats == plain_pipe.stats
+        assert fast_pipe.shards["throttle"].store == plain_pipe.shards["throttle"].store
+        assert any(a["detector"] == "throttle_circumvention" for a in fast.values())

@@ -1,0 +1,67 @@
+"""Decoding shortcuts give exactly what the plain way gives."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import records
+from schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, build, parse_ts
+
+# near-valid timestamps: every part can be valid, off by one, or garbage
+texts = st.builds(
+    lambda *parts: "".join(parts),
+    st.sampled_from(
+        ["2026-03-01", "2024-02-29", "2023-02-29", "0000-01-01", "9999-12-31", "2026-3-01"]
+    ),
+    st.sampled_from(["T", "t", " ", "x"]),
+    st.sampled_from(["00", "23", "24", "9", "٣٣"]),
+    st.sampled_from([":00", ":59", ":60", ":5", ";00"]),
+    st.sampled_from([":00", ":59", ":60", ":²0", ""]),
+    st.sampled_from(["", ".", ".1", ".123", ".1234567", ".12a"]),
+    st.sampled_from(["Z", "z", "+02:00", "-23:59", "+24:00", "+02:60", "", "Z\n", "+0200"]),
+)
+
+
+def _outcome(text: str) -> Any:
+    try:
+        return parse_ts(text)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _cold(text: str) -> Any:
+    records._hour_cache.clear()
+    records._tail_cache.clear()
+    records._day_cache.clear()
+    return _outcome(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(texts, texts)
+def test_cached_parse_equals_the_uncached_parse(a: str, b: str) -> None:
+    mixed = a[:13] + b[13:]  # a's hour with b's minute, second and tail
+    want = {t: _cold(t) for t in (a, b, mixed)}
+    _cold(a)
+    _outcome(b)  # the caches now hold whatever parts of a and b are valid
+    for t in (a, b, mixed, a, b, mixed):
+        assert _outcome(t) == want[t]
+
+
+def test_build_equals_the_constructor() -> None:
+    made = [
+        ApiCall("e", 1, "NA", "d", "a", "k", "s", "op", 200, "10.0.0.1", ("r",), None, 3.5),
+        Authorization("e", 1, "a", "s", "grant", ("pii",), 7, None),
+        DataAccess("e", 1, "a", ("r",), "external", "v", None, "email"),
+        KeyEvent("e", 1, "k", "d", "created", None),
+    ]
+    for rec in made:
+        fields = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec)}
+        built = build(type(rec), fields)
+        assert built == rec
+        assert repr(built) == repr(rec)
+        assert hash(built) == hash(rec)
+        assert dataclasses.astuple(built) == dataclasses.astuple(rec)
