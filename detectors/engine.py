@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import compress, count, islice, repeat
-from operator import gt, itemgetter
+from operator import gt, itemgetter, le
 from typing import Any, Protocol
 
 from detectors.config import DetectorConfig
@@ -376,6 +376,11 @@ def _sort_ties(items: list[Item]) -> None:
 
 
 def _prune(seen: dict[str, int], before: int) -> None:
-    # the expired ids picked at C speed: busy keys prune often
-    for eid in list(compress(seen, map(gt, repeat(before), seen.values()))):
-        del seen[eid]
+    # at C speed, as busy keys prune often; usually every id has expired
+    if not seen or max(seen.values()) < before:
+        seen.clear()
+        return
+    keep = dict(compress(seen.items(), map(le, repeat(before), seen.values())))
+    if len(keep) < len(seen):  # the survivors (ts >= before), in their order
+        seen.clear()
+        seen.update(keep)
