@@ -37,6 +37,9 @@ test: setup services lint ## Everything CI runs: services, lint, type checks, th
 unit: setup ## Only the tests that need no broker or server
 	$(BIN)/python -m pytest -q -m "not integration"
 
+soak: setup services ## Failover runs (a worker killed beside a survivor), ten times over
+	for i in 1 2 3 4 5; do $(BIN)/python -m pytest -q -m soak tests/streams || exit 1; done
+
 bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on the local broker)
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/stream.py
@@ -48,4 +51,4 @@ worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 kafka-stop: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh stop
 
-.PHONY: help setup demo services lint test unit bench worker kafka-stop
+.PHONY: help setup demo services lint test unit soak bench worker kafka-stop

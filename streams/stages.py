@@ -7,6 +7,7 @@ the worker hands it decoded messages and sends what it returns.
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -176,3 +177,49 @@ class Stage:
             self.sent[p] = (wm, idle)
             marks.append([f"{prefix}{p}", None if wm == NEVER else wm, idle])
         return marks
+
+
+class OrderedAcks:
+    """Releases acknowledgements per partition in offset order.
+
+    Faust commits the first run of consecutive acknowledged offsets, even when it does not
+    start at the committed offset, so a message acknowledged before an older one of its
+    partition would let the commit skip the older one. Messages are decided out of order
+    (each when the watermark passes its latest item), so they are held back here until
+    every older message of their partition is decided too.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, int], deque[Any]] = {}
+        self.decided: set[int] = set()
+
+    def taken(self, events: list[Any]) -> None:
+        """Registers events in the order they were consumed."""
+        for ev in events:
+            msg = ev.message
+            tp = (msg.topic, msg.partition)
+            queue = self.pending.get(tp)
+            if queue is None:
+                queue = self.pending[tp] = deque()
+            queue.append(ev)
+
+    def decide(self, events: list[Any]) -> None:
+        """Marks events whose items are all decided."""
+        self.decided.update(id(ev) for ev in events)
+
+    def release(self) -> list[Any]:
+        """Returns, and forgets, the decided events with no undecided older one."""
+        out = []
+        decided = self.decided
+        for queue in self.pending.values():
+            while queue and id(queue[0]) in decided:
+                ev = queue.popleft()
+                decided.discard(id(ev))
+                out.append(ev)
+        return out
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        """Drops revoked partitions: their unacknowledged messages are read again."""
+        for tp in partitions:
+            for ev in self.pending.pop(tp, ()):
+                self.decided.discard(id(ev))

@@ -26,7 +26,7 @@ from detectors.watermarks import SourceClock
 from schemas.decode import decode_line
 from schemas.errors import BadRecord
 from streams.config import AppConfig
-from streams.stages import Stage, encode_batches, frontier_key, partition_of
+from streams.stages import OrderedAcks, Stage, encode_batches, frontier_key, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,9 @@ class Worker:
         self.last_input: dict[int, float] = {}
         self.last_offset: dict[int, int] = {}
         self.assigned_at: dict[int, float] = {}
-        self.acks: list[tuple[Any, Any]] = []
+        self.acks = OrderedAcks()
+        self.resume_at: dict[tuple[str, int], int] = {}
+        self.streams: dict[str, Any] = {}
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
         self.topics = {
@@ -189,15 +191,22 @@ class Worker:
         )
         for name, role, prefix in plan:
 
-            async def agent(stream: Any, name: str = name, prefix: str | None = prefix) -> None:
+            async def agent(
+                stream: Any, name: str = name, prefix: str | None = prefix, role: str = role
+            ) -> None:
+                self.streams[self.names[role]] = stream
                 try:
                     async for events in stream.noack_take(batch, within):
                         async with self.lock:
+                            events = await self._resume_at(events)
+                            if not events:
+                                continue
+                            self.acks.taken(events)
                             if name == "ingest":
                                 await self._ingest(events)
                             else:
                                 await self._stage(name, prefix, events)
-                            self.acks.extend((stream, ev) for ev in self._done)
+                            self.acks.decide(self._done)
                         if self.metrics is not None:
                             self.metrics.batch(name)
                         await self._maybe_checkpoint()
@@ -359,8 +368,14 @@ class Worker:
         async with self.lock:
             await self._checkpoint()
 
-    async def _checkpoint(self) -> None:
-        """Outputs durable first, then changed state, then acknowledge the input."""
+    async def _checkpoint(self, ack: bool = True) -> None:
+        """Outputs durable first, then changed state, then acknowledge the input.
+
+        Args:
+            ack: Acknowledge decided input; not in a rebalance, where Faust has already
+                dropped the revoked partitions' acknowledgements and would carry late
+                ones into a later generation.
+        """
         producer = self.app.producer
         await producer.flush()
         for name, stage in self.stages.items():
@@ -384,9 +399,9 @@ class Worker:
                     stage.data[frontier_key(p)] = wm
                     await send(changelog, frontier_key(p).encode(), orjson.dumps(wm), p, None, None)
         await producer.flush()
-        acks, self.acks = self.acks, []
-        for stream, event in acks:
-            await stream.ack(event)
+        if ack:
+            for event in self.acks.release():
+                await self.streams[event.message.topic].ack(event)
         self.last_checkpoint = time.monotonic()
 
     async def _tick(self) -> None:
@@ -448,18 +463,73 @@ class Worker:
         return done
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        await self._rewind_uncommitted(assigned)
         now = time.monotonic()
         inputs = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
         self.assigned_at = {q: self.assigned_at.get(q, now) for q in inputs}
         if self.metrics is not None:
             self.metrics.worker_assigned(len(assigned))
 
+    async def _rewind_uncommitted(self, assigned: Any) -> None:
+        """Notes where each assigned partition must resume: its committed offset, or 0.
+
+        aiokafka seeks only to committed offsets above 0, and Faust can resume a partition
+        this consumer read in an earlier generation past messages nobody committed; those
+        would never be decided. ``_resume_at`` checks the first message of each.
+        """
+        ours = {self.names[r] for r in ("input", "detect", "throttle", "alerts-in")}
+        tps = [tp for tp in assigned if tp.topic in ours]
+        if not tps:
+            return
+        consumer: Any = self.app.consumer
+        committed = await consumer.seek_to_committed()
+        self.resume_at = {}
+        for tp in tps:
+            offset = committed.get(tp)
+            self.resume_at[(tp.topic, tp.partition)] = offset if offset and offset > 0 else 0
+        # in the consumer's thread (a direct seek races its fetcher)
+        await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
+
+    async def _resume_at(self, events: list[Any]) -> list[Any]:
+        """Drops messages of revoked partitions, and of those read past their resume offset.
+
+        A partition read past its resume offset is sought back to it.
+        """
+        assigned = self.app.consumer.assignment()
+        if any(ev.message.tp not in assigned for ev in events):
+            # taken before a rebalance: their partition is read again by its new owner
+            events = [ev for ev in events if ev.message.tp in assigned]
+        if not self.resume_at:
+            return events
+        kept = []
+        rewound: set[tuple[str, int]] = set()
+        for ev in events:
+            msg = ev.message
+            tp = (msg.topic, msg.partition)
+            expected = self.resume_at.get(tp)
+            if expected is None:
+                kept.append(ev)
+            elif msg.offset <= expected:
+                del self.resume_at[tp]
+                kept.append(ev)
+            elif tp not in rewound:
+                rewound.add(tp)
+                log.warning(
+                    "%s[%d]: resumed at offset %d instead of %d; seeking back",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    expected,
+                )
+                await self.app.consumer.seek_wait({TP(msg.topic, msg.partition): expected})
+        return kept
+
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
         # persist what is decided first: partitions are re-read from committed offsets after
         # the rebalance, and a shard rebuilt from its table must match its frontier
         async with self.lock:
             try:
-                await self._checkpoint()
+                await self._checkpoint(ack=False)
             except Exception:  # the broker may be unreachable: then the last checkpoint holds
                 log.exception("checkpoint before rebalance failed")
         roles = {
@@ -477,9 +547,6 @@ class Worker:
                 self.assigned_at.pop(tp.partition, None)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
-        gone = {(tp.topic, tp.partition) for tp in revoked}
-        self.acks = [
-            (s, e) for s, e in self.acks if (e.message.topic, e.message.partition) not in gone
-        ]
+        self.acks.forget({(tp.topic, tp.partition) for tp in revoked})
         if self.metrics is not None:
             self.metrics.worker_rebalance()

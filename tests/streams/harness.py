@@ -65,6 +65,7 @@ class Deployment:
                 "AUPWATCH_WORKER__IDLE_TIMEOUT": "2.0",
                 "AUPWATCH_WORKER__CHECKPOINT_INTERVAL": "1.0",
                 "PYTHONPATH": str(REPO_ROOT),
+                "PYTHONUNBUFFERED": "1",  # a killed worker's last log lines still reach its log
             }
         )
         env.update(extra)

@@ -128,3 +128,33 @@ def test_worker_help_and_sigterm(kafka_bootstrap: str, tmp_path: Path) -> None:
         time.sleep(6)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, dep.logs()
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("delay", [0.5, 2.0])
+def test_survivor_takes_over_from_killed_worker(
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any, delay: float
+) -> None:
+    """One of two workers dies, often while the group is still rebalancing: same alerts."""
+    logs, expected, _ = dataset
+    with deployment(kafka_bootstrap, tmp_path, partitions=4, input_partitions=4) as dep:
+        dep.create_input()
+        dep.send(logs, batch=1)
+        fast = {"AUPWATCH_WORKER__SESSION_TIMEOUT": "10"}
+        victim = dep.start_worker("victim", **fast)
+        dep.start_worker("survivor", **fast)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not group_progress(
+            dep.bootstrap, dep.group, dep.input_topic
+        ):
+            time.sleep(0.1)
+        time.sleep(delay)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        progress = {
+            t: (group_progress(dep.bootstrap, dep.group, t), topic_size(dep.bootstrap, t))
+            for t in (dep.input_topic, f"{dep.group}-detect")
+        }
+        assert any(0 <= done < total for done, total in progress.values()), progress
+        got = wait_for_alerts(dep, expected, timeout=240)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
