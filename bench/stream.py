@@ -109,7 +109,7 @@ def bare_aiokafka(topic: str, n_records: int) -> float:
 BARE_FAUST = """
 import sys, time, orjson, faust, uvloop
 uvloop.install()
-from streams.worker import faust_settings
+from streams.faust_app import faust_settings
 from streams.config import load_config
 import dataclasses
 topic, n, group = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -39,7 +39,7 @@ def ensure_topics(
 
     Args:
         config: Application config.
-        names: Topic names by role (``streams.worker.topic_names``).
+        names: Topic names by role (``streams.faust_app.topic_names``).
         input_partitions: Partitions for the input topic when it must be created
             (default ``kafka.partitions``).
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -26,90 +25,10 @@ from detectors.watermarks import SourceClock
 from schemas.decode import decode_line
 from schemas.errors import BadRecord
 from streams.config import AppConfig
+from streams.faust_app import StateTable, faust_settings, topic_names
 from streams.stages import OrderedAcks, Stage, encode_batches, frontier_key, partition_of
 
 log = logging.getLogger(__name__)
-
-
-class StateTable(faust.Table):  # type: ignore[type-arg]
-    """A table whose changelog holds raw bytes keys and orjson values."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # before the changelog topic is built: it takes its codecs from these
-        self.key_serializer = "raw"
-        self.value_serializer = "raw"
-
-    def _to_key(self, k: Any) -> Any:
-        return k.decode() if isinstance(k, bytes) else k
-
-    def _to_value(self, v: Any) -> Any:
-        return orjson.loads(v) if isinstance(v, bytes | bytearray) else v
-
-
-def topic_names(config: AppConfig) -> dict[str, str]:
-    """Names of every topic the worker reads or writes, by role."""
-    g = config.kafka.group_id
-    return {
-        "input": config.kafka.input_topic,
-        "detect": f"{g}-detect",
-        "throttle": f"{g}-throttle",
-        "alerts-in": f"{g}-occurrences",
-        "alerts": config.kafka.alerts_topic,
-        "dead": config.kafka.dead_letter_topic,
-    }
-
-
-def faust_settings(config: AppConfig) -> dict[str, Any]:
-    """Faust app settings: the tuned values of the measurements in the README."""
-    k = config.kafka
-    settings: dict[str, Any] = {
-        "broker": [f"kafka://{s.strip()}" for s in k.bootstrap_servers.split(",")],
-        "store": "memory://",
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        "topic_partitions": k.partitions,
-        "topic_replication_factor": k.replication_factor,
-        "topic_disable_leader": True,
-        "web_enabled": False,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_commit_interval": 1.0,
-        "broker_max_poll_records": 10000,
-        "stream_buffer_maxsize": 131072,
-        "stream_wait_empty": False,
-        "consumer_max_fetch_size": 8 * 1024 * 1024,
-        "producer_linger": 0.05,
-        "producer_max_batch_size": 262144,
-        "producer_max_request_size": 8 * 1024 * 1024,
-        "table_standby_replicas": 0,
-        "datadir": config.worker.data_dir,
-        "broker_session_timeout": config.worker.session_timeout,
-        "broker_heartbeat_interval": 3.0,
-    }
-    creds = _credentials(config)
-    if creds is not None:
-        settings["broker_credentials"] = creds
-    return settings
-
-
-def _credentials(config: AppConfig) -> Any:
-    k = config.kafka
-    proto = k.security_protocol.upper()
-    if proto == "PLAINTEXT":
-        return None
-    ssl_context = None
-    if proto in ("SSL", "SASL_SSL"):
-        ssl_context = ssl.create_default_context(cafile=k.ssl_cafile or None)
-        if k.ssl_certfile:
-            ssl_context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
-    if proto.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=k.sasl_username,
-            password=k.sasl_password,
-            mechanism=k.sasl_mechanism or "PLAIN",
-            ssl_context=ssl_context,
-        )
-    return faust.SSLCredentials(ssl_context)
 
 
 class Worker:

@@ -126,9 +126,10 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
+    from streams.faust_app import topic_names
     from streams.kafka_io import ensure_topics
     from streams.metrics import Metrics
-    from streams.worker import Worker, topic_names
+    from streams.worker import Worker
 
     config = _with_kafka(config, args)
     monitor = config.monitor
