@@ -58,8 +58,9 @@ __all__ = [
 KINDS: tuple[str, ...] = ("api_call", "authorization", "data_access", "key_event", "unknown")
 """Record kinds used as the ``kind`` label; anything else is counted as ``unknown``."""
 
-OUTCOMES: tuple[str, ...] = ("accepted", "duplicate", "late", "dead_letter")
-"""What happened to an input record."""
+OUTCOMES: tuple[str, ...] = ("accepted", "late", "dead_letter")
+"""What happened to an input record (duplicates are found per state key, later: see
+``aupwatch_duplicate_items_total``)."""
 
 DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
 """Reason codes of the dead-letter sink."""
@@ -121,6 +122,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "aupwatch_worker_rebalances_total",
         "aupwatch_consumer_lag_records",
         "aupwatch_batches_total",
+        "aupwatch_duplicate_items_total",
         "aupwatch_build_info",
     }
 )
@@ -261,6 +263,11 @@ class Metrics:
         )
         updates_doc = "Re-emissions of an existing alert with a larger count, by detector."
         self._alert_updates = counter("aupwatch_alert_updates_total", updates_doc, "detector")
+        dup_doc = (
+            "Detector items dropped as re-deliveries (an event id already applied to its"
+            " state key, or input re-read after a restart), by stage."
+        )
+        self._duplicates = counter("aupwatch_duplicate_items_total", dup_doc, "stage")
         unowned_doc = "Data accesses of a resource with no known owner (not alerted)."
         self._unowned = counter("aupwatch_unowned_resource_accesses_total", unowned_doc)
         self._watermarks = _WatermarkCollector(clock)
@@ -428,6 +435,10 @@ class Metrics:
         """Stop exporting the lag of a revoked partition."""
         with contextlib.suppress(KeyError):
             self._consumer_lag.remove(topic, str(int(partition)))
+
+    def duplicates(self, stage: str, n: int = 1) -> None:
+        """Count ``n`` detector items a stage dropped as re-deliveries."""
+        self._duplicates.labels(stage=_code("stage", stage)).inc(_count(n))
 
     def batch(self, stage: str, n: int = 1) -> None:
         """Count ``n`` processed batches of a pipeline stage (a lower_snake_case code)."""

@@ -199,6 +199,8 @@ class Worker:
             attribute(p)
         if out.late_items:
             log.info("%s: %d items later than the watermark", name, out.late_items)
+        if out.duplicates and self.metrics is not None:
+            self.metrics.duplicates(name, out.duplicates)
         self._done = out.tokens
         await self._emit(stage, prefix, out, only_changed=True, origin=origin)
 

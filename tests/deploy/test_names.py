@@ -69,6 +69,7 @@ def touch_everything(metrics: Metrics) -> None:
     metrics.worker_rebalance()
     metrics.consumer_lag("aupwatch-logs", 0, 42)
     metrics.batch("detect")
+    metrics.duplicates("detect")
 
 
 @pytest.fixture(scope="module")

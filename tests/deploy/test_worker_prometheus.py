@@ -88,6 +88,11 @@ def test_prometheus_scrapes_worker_and_breach_rules_fire(
             timeout=60,
             what="alerts by detector in Prometheus",
         )
+        servers.wait_for(  # the sample delivers some records twice
+            lambda: scalar(prom, 'sum(aupwatch_duplicate_items_total{stage="detect"})') > 0,
+            timeout=30,
+            what="duplicate items counted",
+        )
         assert scalar(prom, "aupwatch_worker_up") == 1
         assert scalar(prom, 'count(aupwatch_watermark_timestamp_seconds{stage="alerts"})') >= 1
         assert (

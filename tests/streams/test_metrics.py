@@ -221,7 +221,7 @@ def test_metric_names_match_the_exposition(metrics: Metrics) -> None:
     text = generate_latest(metrics.registry).decode()
     typed = set(re.findall(r"^# TYPE (aupwatch_\w+) ", text, re.M))
     assert {n for n in typed if not n.endswith("_created")} == set(METRIC_NAMES)
-    assert len(METRIC_NAMES) == 19
+    assert len(METRIC_NAMES) == 20
 
 
 def test_registries_are_independent_and_global_is_untouched() -> None:
@@ -233,8 +233,17 @@ def test_registries_are_independent_and_global_is_untouched() -> None:
 
 
 def test_serve_exposes_the_registry_over_http(metrics: Metrics) -> None:
-    metrics.record("key_event", "duplicate", 2)
+    metrics.record("key_event", "late", 2)
     status, text = servers.scrape_exporter(metrics)
     assert status == 200
-    assert 'aupwatch_records_total{kind="key_event",outcome="duplicate"} 2.0' in text
+    assert 'aupwatch_records_total{kind="key_event",outcome="late"} 2.0' in text
     assert 'aupwatch_build_info{version="1.2.3"} 1.0' in text
+
+
+def test_duplicates_are_counted_per_stage(metrics: Metrics) -> None:
+    metrics.duplicates("detect", 3)
+    metrics.duplicates("alerts")
+    assert value(metrics, "aupwatch_duplicate_items_total", stage="detect") == 3
+    assert value(metrics, "aupwatch_duplicate_items_total", stage="alerts") == 1
+    with pytest.raises(ValueError):
+        metrics.duplicates("Detect Stage")
