@@ -403,11 +403,11 @@ class Worker:
         """
         ours = {self.names[r] for r in ("input", "detect", "throttle", "alerts-in")}
         tps = [tp for tp in assigned if tp.topic in ours]
+        self.resume_at = {}
         if not tps:
             return
         consumer: Any = self.app.consumer
         committed = await consumer.seek_to_committed()
-        self.resume_at = {}
         for tp in tps:
             offset = committed.get(tp)
             self.resume_at[(tp.topic, tp.partition)] = offset if offset and offset > 0 else 0

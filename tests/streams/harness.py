@@ -173,6 +173,28 @@ def group_progress(bootstrap: str, group: str, topic: str) -> int:
     return sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
 
 
+def kill_mid_stream(
+    dep: Deployment, worker: subprocess.Popen[bytes], delay: float
+) -> dict[str, Any]:
+    """SIGKILLs a worker ``delay`` s after the group first commits input.
+
+    Returns:
+        Committed and total messages of the input and detect topics at its death.
+    """
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not group_progress(
+        dep.bootstrap, dep.group, dep.input_topic
+    ):
+        time.sleep(0.1)
+    time.sleep(delay)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    return {
+        t: (group_progress(dep.bootstrap, dep.group, t), topic_size(dep.bootstrap, t))
+        for t in (dep.input_topic, f"{dep.group}-detect")
+    }
+
+
 def latest_alerts(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for msg in read_topic(bootstrap, topic):

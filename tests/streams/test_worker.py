@@ -17,7 +17,7 @@ from tests.streams.harness import (
     AUPWATCH,
     deployment,
     describe_difference,
-    group_progress,
+    kill_mid_stream,
     read_topic,
     reasons,
     replay_alerts,
@@ -73,19 +73,9 @@ def test_sigkill_mid_stream_loses_nothing(
         dep.create_input()
         dep.send(logs, batch=1)
         worker = dep.start_worker("w1")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not group_progress(
-            dep.bootstrap, dep.group, dep.input_topic
-        ):
-            time.sleep(0.1)
-        time.sleep(delay)  # 0: before any state is written; 4: with state and acks behind it
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+        # 0: before any state is written; 4: with state and acks behind it
+        progress = kill_mid_stream(dep, worker, delay)
         # mid-stream: input or detection work was still unacknowledged when it died
-        progress = {
-            t: (group_progress(dep.bootstrap, dep.group, t), topic_size(dep.bootstrap, t))
-            for t in (dep.input_topic, f"{dep.group}-detect")
-        }
         assert any(0 <= done < total for done, total in progress.values()), progress
         assert topic_size(dep.bootstrap, dep.alerts_topic) < len(expected), progress
         dep.start_worker("w1-restarted")
@@ -143,18 +133,7 @@ def test_survivor_takes_over_from_killed_worker(
         fast = {"AUPWATCH_WORKER__SESSION_TIMEOUT": "10"}
         victim = dep.start_worker("victim", **fast)
         dep.start_worker("survivor", **fast)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not group_progress(
-            dep.bootstrap, dep.group, dep.input_topic
-        ):
-            time.sleep(0.1)
-        time.sleep(delay)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        progress = {
-            t: (group_progress(dep.bootstrap, dep.group, t), topic_size(dep.bootstrap, t))
-            for t in (dep.input_topic, f"{dep.group}-detect")
-        }
+        progress = kill_mid_stream(dep, victim, delay)
         assert any(0 <= done < total for done, total in progress.values()), progress
         got = wait_for_alerts(dep, expected, timeout=240)
         assert got == expected, describe_difference(expected, got) + dep.logs()
