@@ -112,10 +112,10 @@ uvloop.install()
 from streams.faust_app import faust_settings
 from streams.config import load_config
 import dataclasses
-topic, n, group = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+topic, group, progress = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = load_config(None)
 cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=group,
-    bootstrap_servers="%s"), worker=dataclasses.replace(cfg.worker, data_dir="/tmp/" + group))
+    bootstrap_servers="%s"), worker=dataclasses.replace(cfg.worker, data_dir=progress + ".d"))
 app = faust.App(group, **faust_settings(cfg))
 src = app.topic(topic, key_serializer="raw", value_serializer="raw")
 state = {"n": 0, "first": 0.0}
@@ -123,7 +123,7 @@ state = {"n": 0, "first": 0.0}
 async def decode(stream):
     async for values in stream.take(1000, within=0.2):
         if not state["first"]:
-            state["first"] = time.perf_counter()
+            state["first"] = time.time()
         for v in values:
             for line in v.split(b"\\n"):
                 try:
@@ -131,28 +131,44 @@ async def decode(stream):
                 except orjson.JSONDecodeError:
                     pass
                 state["n"] += 1
-        if state["n"] >= n:
-            import os  # Faust turns print() into log lines: write to fd 1 directly
-            os.write(1, f"RATE {state['n'] / (time.perf_counter() - state['first'])}\\n".encode())
-            os._exit(0)
-faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+        with open(progress + ".tmp", "w") as f:
+            f.write(f"{state['n']} {state['first']} {time.time()}")
+        import os
+        os.replace(progress + ".tmp", progress)
+worker = faust.Worker(app, loglevel="error", quiet=True)
+worker.spinner = None  # as in aupwatch worker: the spinner sets the root logger to DEBUG
+worker.execute_from_commandline()
 """
 
 
-def bare_faust(topic: str, n_records: int) -> float:
+def bare_faust(topic: str, n_records: int, tmp: str, consumers: int = 1) -> float:
+    """Records/s of ``consumers`` bare Faust agents in one group that only decode."""
     group = f"barefaust-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run(
-        [PY, "-c", BARE_FAUST % BOOT, topic, str(n_records), group],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    for line in out.stdout.splitlines():
-        if "RATE " in line:  # the line may start with terminal control codes
-            return float(line.split("RATE ")[1])
-    raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+    files = [Path(tmp) / f"{group}-{i}" for i in range(consumers)]
+    procs = [
+        subprocess.Popen(
+            [PY, "-c", BARE_FAUST % BOOT, topic, group, str(f)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for f in files
+    ]
+    try:
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = [f.read_text().split() for f in files if f.exists()]
+            if sum(int(n) for n, _, _ in seen) >= n_records:
+                first = min(float(a) for _, a, _ in seen)
+                last = max(float(b) for _, _, b in seen)
+                return n_records / (last - first)
+        raise RuntimeError("bare Faust agents did not finish in time")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def worker_env(group: str, topic: str, tmp: str) -> dict[str, str]:
@@ -361,7 +377,7 @@ def main() -> None:
             make_topic(topic, 4)
             n = fill(topic, path, batch)
             a = bare_aiokafka(topic, n)
-            f = bare_faust(topic, n)
+            f = bare_faust(topic, n, tmp)
             t1, rss = full_pipeline(topic, 1, tmp, last_ts)
             print(
                 f"[{batch}/msg] {n:,} records | bare aiokafka {a:,.0f}/s | bare Faust {f:,.0f}/s"
@@ -371,9 +387,11 @@ def main() -> None:
             )
             if not args.skip_two:
                 t2, rss2 = full_pipeline(topic, 2, tmp, last_ts)
+                f2 = bare_faust(topic, n, tmp, consumers=2)
                 print(
                     f"[{batch}/msg] worker x2 {n / t2:,.0f}/s = {t1 / t2:.2f}x one worker, "
-                    f"peak RSS {rss2:,.0f} MB per worker",
+                    f"peak RSS {rss2:,.0f} MB per worker | bare Faust x2 {f2:,.0f}/s = "
+                    f"{f2 / f:.2f}x one agent",
                     flush=True,
                 )
         if not args.skip_latency:

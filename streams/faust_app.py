@@ -27,6 +27,37 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
         return orjson.loads(v) if isinstance(v, bytes | bytearray) else v
 
 
+class PartitionWriter:
+    """Appends records to record batches of one topic partition, sending each when full.
+
+    Straight to aiokafka: a producer send per record costs ~30 us, an append ~3 us.
+
+    Args:
+        producer: Faust's producer (its aiokafka producer does the work).
+        topic: Topic name.
+        partition: Partition number.
+    """
+
+    def __init__(self, producer: Any, topic: str, partition: int) -> None:
+        self.raw = producer._ensure_producer()
+        self.topic = topic
+        self.partition = partition
+        self.batch = self.raw.create_batch()
+
+    async def add(self, key: bytes, value: bytes | None) -> None:
+        """Appends one record (a full batch is sent first)."""
+        if self.batch.append(key=key, value=value, timestamp=None) is None:
+            await self.raw.send_batch(self.batch, self.topic, partition=self.partition)
+            self.batch = self.raw.create_batch()
+            self.batch.append(key=key, value=value, timestamp=None)
+
+    async def close(self) -> None:
+        """Sends what is left (in order after every earlier batch)."""
+        if self.batch.record_count():
+            await self.raw.send_batch(self.batch, self.topic, partition=self.partition)
+        self.batch = self.raw.create_batch()
+
+
 def topic_names(config: AppConfig) -> dict[str, str]:
     """Names of every topic the worker reads or writes, by role."""
     g = config.kafka.group_id

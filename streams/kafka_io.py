@@ -1,6 +1,6 @@
 """kafka-python plumbing.
 
-Client settings, topic creation, the replay producer and the alerts tail.
+Client settings, topic creation, the replay producer, the alerts tail and an offset probe.
 """
 
 from __future__ import annotations
@@ -30,6 +30,35 @@ def client_settings(k: KafkaSettings) -> dict[str, Any]:
             if getattr(k, name):
                 out[name] = getattr(k, name)
     return out
+
+
+def first_offset_from(
+    k: KafkaSettings, topic: str, partition: int, offset: int, timeout: float = 10.0
+) -> int | None:
+    """The offset of the first record at or after ``offset`` in one partition.
+
+    Tells offsets that hold no record (transaction markers, compaction, retention) from
+    records a consumer skipped. Blocking: run it in a thread.
+
+    Returns:
+        That offset, or None when none arrived within ``timeout`` seconds.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        **client_settings(k), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=1).values():
+                return int(records[0].offset)
+        return None
+    finally:
+        consumer.close()
 
 
 def ensure_topics(

@@ -25,8 +25,17 @@ from detectors.watermarks import SourceClock
 from schemas.decode import decode_line
 from schemas.errors import BadRecord
 from streams.config import AppConfig
-from streams.faust_app import StateTable, faust_settings, topic_names
-from streams.stages import OrderedAcks, Stage, encode_batches, frontier_key, partition_of
+from streams.faust_app import PartitionWriter, StateTable, faust_settings, topic_names
+from streams.kafka_io import first_offset_from
+from streams.stages import (
+    SEEK,
+    TAKE,
+    Offsets,
+    Stage,
+    encode_batches,
+    frontier_key,
+    partition_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +66,7 @@ class Worker:
         self.last_input: dict[int, float] = {}
         self.last_offset: dict[int, int] = {}
         self.assigned_at: dict[int, float] = {}
-        self.acks = OrderedAcks()
-        self.resume_at: dict[tuple[str, int], int] = {}
-        self.streams: dict[str, Any] = {}
+        self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
         self.topics = {
@@ -68,6 +75,8 @@ class Worker:
                 key_serializer="raw",
                 value_serializer="raw",
                 partitions=None if role == "input" else self.n,
+                # offsets are committed by the worker (see Offsets), not by Faust's acks
+                acks=False,
             )
             for role, name in self.names.items()
         }
@@ -113,19 +122,18 @@ class Worker:
             async def agent(
                 stream: Any, name: str = name, prefix: str | None = prefix, role: str = role
             ) -> None:
-                self.streams[self.names[role]] = stream
                 try:
                     async for events in stream.noack_take(batch, within):
                         async with self.lock:
-                            events = await self._resume_at(events)
+                            events = await self._admit(events)
                             if not events:
                                 continue
-                            self.acks.taken(events)
+                            self.offsets.taken(events)
                             if name == "ingest":
                                 await self._ingest(events)
                             else:
                                 await self._stage(name, prefix, events)
-                            self.acks.decide(self._done)
+                            self.offsets.decide(self._done)
                         if self.metrics is not None:
                             self.metrics.batch(name)
                         await self._maybe_checkpoint()
@@ -292,22 +300,20 @@ class Worker:
         async with self.lock:
             await self._checkpoint()
 
-    async def _checkpoint(self, ack: bool = True) -> None:
-        """Outputs durable first, then changed state, then acknowledge the input.
+    async def _checkpoint(self, commit: bool = True) -> None:
+        """Outputs durable first, then changed state, then commit decided input.
 
         Args:
-            ack: Acknowledge decided input; not in a rebalance, where Faust has already
-                dropped the revoked partitions' acknowledgements and would carry late
-                ones into a later generation.
+            commit: Commit input offsets; not in a rebalance, where the partitions may
+                already belong to another member.
         """
         producer = self.app.producer
         await producer.flush()
         for name, stage in self.stages.items():
-            # straight to the producer: Faust's per-message send path costs ~10x more
             changelog = self.tables[name].changelog_topic.get_topic_name()
-            send = producer.send
             for p, shard in stage.shards.items():
                 wm = shard.wm
+                out = PartitionWriter(producer, changelog, p)
                 for key in shard.take_dirty():
                     entry = stage.data.get(key)
                     value = None
@@ -317,15 +323,18 @@ class Worker:
                         else:
                             entry.append(wm)
                         value = orjson.dumps(entry)
-                    await send(changelog, key.encode(), value, p, None, None)
+                    await out.add(key.encode(), value)
                 # last: every key before it in this partition is at least this current
                 if wm > NEVER and stage.data.get(frontier_key(p)) != wm:
                     stage.data[frontier_key(p)] = wm
-                    await send(changelog, frontier_key(p).encode(), orjson.dumps(wm), p, None, None)
+                    await out.add(frontier_key(p).encode(), orjson.dumps(wm))
+                await out.close()
         await producer.flush()
-        if ack:
-            for event in self.acks.release():
-                await self.streams[event.message.topic].ack(event)
+        if commit:
+            offsets = self.offsets.release()
+            if offsets:
+                consumer: Any = self.app.consumer  # commits these offsets as given
+                await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
         self.last_checkpoint = time.monotonic()
 
     async def _tick(self) -> None:
@@ -387,65 +396,69 @@ class Worker:
         return done
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
-        await self._rewind_uncommitted(assigned)
+        await self._start_offsets(assigned)
         now = time.monotonic()
         inputs = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
         self.assigned_at = {q: self.assigned_at.get(q, now) for q in inputs}
         if self.metrics is not None:
             self.metrics.worker_assigned(len(assigned))
 
-    async def _rewind_uncommitted(self, assigned: Any) -> None:
-        """Notes where each assigned partition must resume: its committed offset, or 0.
+    async def _start_offsets(self, assigned: Any) -> None:
+        """Notes where each assigned partition resumes: its committed offset, or 0.
 
         aiokafka seeks only to committed offsets above 0, and Faust can resume a partition
         this consumer read in an earlier generation past messages nobody committed; those
-        would never be decided. ``_resume_at`` checks the first message of each.
+        would never be decided. ``_admit`` holds every partition to its offsets.
         """
         ours = {self.names[r] for r in ("input", "detect", "throttle", "alerts-in")}
         tps = [tp for tp in assigned if tp.topic in ours]
-        self.resume_at = {}
         if not tps:
             return
         consumer: Any = self.app.consumer
         committed = await consumer.seek_to_committed()
         for tp in tps:
             offset = committed.get(tp)
-            self.resume_at[(tp.topic, tp.partition)] = offset if offset and offset > 0 else 0
+            self.offsets.start((tp.topic, tp.partition), offset if offset and offset > 0 else 0)
         # in the consumer's thread (a direct seek races its fetcher)
         await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
 
-    async def _resume_at(self, events: list[Any]) -> list[Any]:
-        """Drops messages of revoked partitions, and of those read past their resume offset.
+    async def _admit(self, events: list[Any]) -> list[Any]:
+        """The events to take: of assigned partitions, each partition in offset order.
 
-        A partition read past its resume offset is sought back to it.
+        A partition read past its next offset is sought back to it.
         """
         assigned = self.app.consumer.assignment()
-        if any(ev.message.tp not in assigned for ev in events):
-            # taken before a rebalance: their partition is read again by its new owner
-            events = [ev for ev in events if ev.message.tp in assigned]
-        if not self.resume_at:
-            return events
         kept = []
-        rewound: set[tuple[str, int]] = set()
+        seek = {}
+        now = time.monotonic()
         for ev in events:
             msg = ev.message
+            if msg.tp not in assigned:
+                continue  # taken before a rebalance: its new owner reads it again
             tp = (msg.topic, msg.partition)
-            expected = self.resume_at.get(tp)
-            if expected is None:
+            verdict = self.offsets.admit(tp, msg.offset, now)
+            if verdict == TAKE:
                 kept.append(ev)
-            elif msg.offset <= expected:
-                del self.resume_at[tp]
-                kept.append(ev)
-            elif tp not in rewound:
-                rewound.add(tp)
+            elif verdict == SEEK:
+                seek[msg.tp] = self.offsets.expect[tp]
                 log.warning(
-                    "%s[%d]: resumed at offset %d instead of %d; seeking back",
+                    "%s[%d]: read offset %d, expected %d; seeking back",
                     msg.topic,
                     msg.partition,
                     msg.offset,
-                    expected,
+                    seek[msg.tp],
                 )
-                await self.app.consumer.seek_wait({TP(msg.topic, msg.partition): expected})
+        for tp, offset in list(seek.items()):
+            # a record there was skipped, or the log has none (transaction markers etc.)
+            first = await asyncio.to_thread(
+                first_offset_from, self.config.kafka, tp.topic, tp.partition, offset
+            )
+            if first is not None and first > offset:
+                log.info("%s[%d]: no records at %d..%d", tp.topic, tp.partition, offset, first - 1)
+                self.offsets.skip_to((tp.topic, tp.partition), first, now)
+                seek[tp] = first
+        if seek:
+            await self.app.consumer.seek_wait(seek)
         return kept
 
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
@@ -453,7 +466,7 @@ class Worker:
         # the rebalance, and a shard rebuilt from its table must match its frontier
         async with self.lock:
             try:
-                await self._checkpoint(ack=False)
+                await self._checkpoint(commit=False)
             except Exception:  # the broker may be unreachable: then the last checkpoint holds
                 log.exception("checkpoint before rebalance failed")
         roles = {
@@ -471,6 +484,6 @@ class Worker:
                 self.assigned_at.pop(tp.partition, None)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
-        self.acks.forget({(tp.topic, tp.partition) for tp in revoked})
+        self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
         if self.metrics is not None:
             self.metrics.worker_rebalance()

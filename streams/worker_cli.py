@@ -151,6 +151,8 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     worker = Worker(config, n_input, metrics=metrics, sink=sink)
     metrics.worker_up(True)
     fw = faust.Worker(worker.app, loglevel=args.log_level.lower(), quiet=True)
+    # its start-up spinner sets the root logger to DEBUG: every debug call would build a record
+    fw.spinner = None
     try:
         fw.execute_from_commandline()
     finally:
