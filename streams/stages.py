@@ -195,8 +195,8 @@ class Offsets:
     a partition's commit offset only moves past messages with no undecided older one.
 
     Args:
-        retry_after: Seconds after which a partition still read past its seek is sought
-            back again (a fetch already under way can overtake a seek).
+        retry_after: Seconds after which a partition not yet read where it was sought is
+            sought there again.
     """
 
     def __init__(self, retry_after: float = 5.0) -> None:
@@ -236,10 +236,27 @@ class Offsets:
         if offset < expect:
             return DROP
         rewound = self.rewound.get(tp)
-        if rewound is None or rewound[0] != expect or now - rewound[1] >= self.retry_after:
+        if rewound is None or rewound[0] != expect:
             self.rewound[tp] = (expect, now)
             return SEEK
-        return DROP  # read before the seek took effect
+        return DROP  # read before the seek took effect (``overdue`` retries it)
+
+    def overdue(self, now: float) -> dict[tuple[str, int], int]:
+        """Partitions sought back ``retry_after`` ago or more and not read there yet.
+
+        A fetch already under way can overtake a seek; Faust then drops every message below
+        the offset it read last, so such a partition may deliver nothing at all until it is
+        sought again.
+
+        Returns:
+            The offset to seek each to again (their retry clocks restart now).
+        """
+        out = {}
+        for tp, (offset, at) in self.rewound.items():
+            if now - at >= self.retry_after:
+                out[tp] = offset
+                self.rewound[tp] = (offset, now)
+        return out
 
     def skip_to(self, tp: tuple[str, int], offset: int, now: float) -> None:
         """The log holds no record between the expected offset and ``offset``."""

@@ -354,6 +354,10 @@ class Worker:
                 marks.append([f"i{q}", clock.watermark(idle), idle])
             if marks:
                 await self._send_parts("detect", {}, marks)
+            retry = self.offsets.overdue(now)
+            if retry:
+                log.warning("seeking again: %s", retry)
+                await self.app.consumer.seek_wait({TP(t, p): o for (t, p), o in retry.items()})
             for name, prefix in (("detect", "d"), ("throttle", "t")):
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             if self.metrics is not None and now - self.sized_at >= 10.0:

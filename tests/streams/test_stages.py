@@ -81,13 +81,16 @@ def test_seek_target_is_the_next_expected_offset() -> None:
 
 
 def test_a_seek_overtaken_by_an_earlier_fetch_is_retried() -> None:
-    # that fetch moved the client past the sought offset: reads only ever go forward
     offsets = Offsets(retry_after=5.0)
     offsets.start(("t", 0), 10)
+    offsets.start(("t", 1), 0)
     assert offsets.admit(("t", 0), 20, 0.0) == SEEK
     assert [offsets.admit(("t", 0), o, 1.0) for o in (21, 22)] == [DROP, DROP]
-    assert offsets.admit(("t", 0), 23, 6.0) == SEEK
+    assert offsets.overdue(4.0) == {}
+    assert offsets.overdue(5.0) == {("t", 0): 10}  # even when nothing more was read
+    assert offsets.overdue(6.0) == {}  # its clock restarted
     assert offsets.admit(("t", 0), 10, 6.5) == TAKE
+    assert offsets.overdue(100.0) == {}
 
 
 def test_skip_to_resumes_after_offsets_without_records() -> None:
