@@ -64,7 +64,6 @@ class Worker:
         self.lock = asyncio.Lock()
         self.clocks: dict[int, SourceClock] = {}
         self.last_input: dict[int, float] = {}
-        self.last_offset: dict[int, int] = {}
         self.assigned_at: dict[int, float] = {}
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
@@ -162,7 +161,6 @@ class Worker:
             if clock is None:
                 clock = self.clocks[q] = SourceClock(lateness)
             self.last_input[q] = now
-            self.last_offset[q] = msg.offset
             touched.add(q)
             origin = int((msg.timestamp or 0) * 1000)
             value = ev.value or b""
@@ -374,7 +372,7 @@ class Worker:
         await self._maybe_checkpoint()
 
     async def _caught_up(self) -> set[int]:
-        """Input partitions whose every message has been read (none in backlog)."""
+        """Input partitions whose every message has been taken (none in backlog)."""
         consumer = self.app.consumer
         tps = [TP(self.names["input"], q) for q in self.assigned_at]
         if not tps:
@@ -386,11 +384,8 @@ class Worker:
             return set()
         done = set()
         for tp in tps:
-            read_to = self.last_offset.get(tp.partition)
-            try:
-                nxt = read_to + 1 if read_to is not None else await consumer.position(tp)
-            except Exception:  # revoked meanwhile (rebalance): not ours to judge
-                continue
+            # the next offset to take, not the fetch position: fetched is not yet read
+            nxt = self.offsets.expect.get((tp.topic, tp.partition))
             if nxt is None or tp not in ends:
                 continue
             if self.metrics is not None:
@@ -405,7 +400,7 @@ class Worker:
         inputs = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
         self.assigned_at = {q: self.assigned_at.get(q, now) for q in inputs}
         if self.metrics is not None:
-            self.metrics.worker_assigned(len(assigned))
+            self.metrics.worker_assigned(len(inputs))
 
     async def _start_offsets(self, assigned: Any) -> None:
         """Notes where each assigned partition resumes: its committed offset, or 0.
@@ -484,7 +479,6 @@ class Worker:
             elif tp.topic == self.names["input"]:
                 self.clocks.pop(tp.partition, None)
                 self.last_input.pop(tp.partition, None)
-                self.last_offset.pop(tp.partition, None)
                 self.assigned_at.pop(tp.partition, None)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
