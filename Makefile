@@ -37,7 +37,7 @@ test: setup services lint ## Everything CI runs: services, lint, type checks, th
 unit: setup ## Only the tests that need no broker or server
 	$(BIN)/python -m pytest -q -m "not integration"
 
-soak: setup services ## Failover runs (a worker killed beside a survivor), ten times over
+soak: setup services ## Failover runs (a worker killed beside a survivor), five rounds
 	for i in 1 2 3 4 5; do $(BIN)/python -m pytest -q -m soak tests/streams || exit 1; done
 
 bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on the local broker)

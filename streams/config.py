@@ -47,7 +47,8 @@ class WorkerSettings:
     """Batching, checkpointing and idleness of a worker. Times are seconds."""
 
     batch_size: int = 1000
-    batch_within: float = 0.2
+    batch_within: float = 0.05
+    producer_linger: float = 0.01
     checkpoint_interval: float = 2.0
     idle_timeout: float = 10.0
     internal_batch: int = 2000

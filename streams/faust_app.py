@@ -89,7 +89,7 @@ def faust_settings(config: AppConfig) -> dict[str, Any]:
         "stream_buffer_maxsize": 131072,
         "stream_wait_empty": False,
         "consumer_max_fetch_size": 8 * 1024 * 1024,
-        "producer_linger": 0.05,
+        "producer_linger": config.worker.producer_linger,
         "producer_max_batch_size": 262144,
         "producer_max_request_size": 8 * 1024 * 1024,
         "table_standby_replicas": 0,
