@@ -1,7 +1,8 @@
 """Per-stage bookkeeping of a worker.
 
-Shards per partition, upstream markers, batching of internal messages. Kafka-agnostic:
-the worker hands it decoded messages and sends what it returns.
+Shards per partition, upstream markers, batching of internal messages, and which consumed
+offsets to take and commit. Kafka-agnostic: the worker hands it decoded messages and
+offsets, and sends, seeks and commits what it returns.
 """
 
 from __future__ import annotations
