@@ -65,6 +65,7 @@ class Worker:
         self.clocks: dict[int, SourceClock] = {}
         self.last_input: dict[int, float] = {}
         self.assigned_at: dict[int, float] = {}
+        self.idle: set[int] = set()  # input partitions last marked idle
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
@@ -184,6 +185,8 @@ class Worker:
                 if late:
                     metrics.late(kind, count)
         marks = [[f"i{q}", self.clocks[q].watermark(False), False] for q in sorted(touched)]
+        if self.idle & touched:
+            marks += await self._woken(touched)
         await self._send_parts("detect", by_part, marks)
         self._done = list(events)
 
@@ -350,6 +353,10 @@ class Worker:
                 idle = q in caught_up and now - last >= idle_after
                 clock = self.clocks.get(q) or SourceClock(lateness)
                 marks.append([f"i{q}", clock.watermark(idle), idle])
+                if idle:
+                    self.idle.add(q)
+                else:
+                    self.idle.discard(q)
             if marks:
                 await self._send_parts("detect", {}, marks)
             retry = self.offsets.overdue(now)
@@ -370,6 +377,23 @@ class Worker:
                 for detector, count in detectors.items():
                     self.metrics.set_state_keys(detector, count)
         await self._maybe_checkpoint()
+
+    async def _woken(self, touched: set[int]) -> list[list[Any]]:
+        """Markers that end idleness for every idle partition with records waiting.
+
+        A quiet stream that wakes up usually gets records on several partitions at once;
+        the first one read must not let the shards decide past the others' records while
+        those are still marked idle (they would be late).
+        """
+        self.idle -= touched
+        waiting = self.idle - await self._caught_up()
+        self.idle -= waiting
+        lateness = self.config.detectors.allowed_lateness
+        marks = []
+        for q in sorted(waiting):
+            clock = self.clocks.get(q) or SourceClock(lateness)
+            marks.append([f"i{q}", clock.watermark(False), False])
+        return marks
 
     async def _caught_up(self) -> set[int]:
         """Input partitions whose every message has been taken (none in backlog)."""
@@ -480,6 +504,7 @@ class Worker:
                 self.clocks.pop(tp.partition, None)
                 self.last_input.pop(tp.partition, None)
                 self.assigned_at.pop(tp.partition, None)
+                self.idle.discard(tp.partition)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
