@@ -119,9 +119,7 @@ class Worker:
         )
         for name, role, prefix in plan:
 
-            async def agent(
-                stream: Any, name: str = name, prefix: str | None = prefix, role: str = role
-            ) -> None:
+            async def agent(stream: Any, name: str = name, prefix: str | None = prefix) -> None:
                 try:
                     async for events in stream.noack_take(batch, within):
                         async with self.lock:
@@ -184,7 +182,7 @@ class Worker:
                 metrics.record(kind, "late" if late else "accepted", count)
                 if late:
                     metrics.late(kind, count)
-        marks = [[f"i{q}", self.clocks[q].watermark(False), False] for q in sorted(touched)]
+        marks = [self._marker(q, False) for q in sorted(touched)]
         if self.idle & touched:
             marks += await self._woken(touched)
         await self._send_parts("detect", by_part, marks)
@@ -345,14 +343,12 @@ class Worker:
         async with self.lock:
             now = time.monotonic()
             idle_after = self.config.worker.idle_timeout
-            lateness = self.config.detectors.allowed_lateness
             marks = []
             for q, since in self.assigned_at.items():
                 last = self.last_input.get(q, since)
                 # idle means nothing left to read, not merely nothing read lately
                 idle = q in caught_up and now - last >= idle_after
-                clock = self.clocks.get(q) or SourceClock(lateness)
-                marks.append([f"i{q}", clock.watermark(idle), idle])
+                marks.append(self._marker(q, idle))
                 if idle:
                     self.idle.add(q)
                 else:
@@ -388,12 +384,12 @@ class Worker:
         self.idle -= touched
         waiting = self.idle - await self._caught_up()
         self.idle -= waiting
-        lateness = self.config.detectors.allowed_lateness
-        marks = []
-        for q in sorted(waiting):
-            clock = self.clocks.get(q) or SourceClock(lateness)
-            marks.append([f"i{q}", clock.watermark(False), False])
-        return marks
+        return [self._marker(q, False) for q in sorted(waiting)]
+
+    def _marker(self, q: int, idle: bool) -> list[Any]:
+        """The watermark marker ``[source, wm, idle]`` of input partition ``q``."""
+        clock = self.clocks.get(q) or SourceClock(self.config.detectors.allowed_lateness)
+        return [f"i{q}", clock.watermark(idle), idle]
 
     async def _caught_up(self) -> set[int]:
         """Input partitions whose every message has been taken (none in backlog)."""

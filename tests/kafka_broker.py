@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient
 from kafka.errors import UnknownTopicOrPartitionError
 
@@ -66,6 +67,15 @@ def unique_name(prefix: str) -> str:
     """Return a topic/group/transactional id that no other test (or test run) uses."""
     safe = re.sub(r"[^a-zA-Z0-9._-]", "-", prefix) or "t"
     return f"{safe}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def transactional_producer(bootstrap: str, prefix: str) -> AIOKafkaProducer:
+    """An idempotent aiokafka producer with a unique transactional id (not started)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        transactional_id=unique_name(prefix),
+        enable_idempotence=True,
+    )
 
 
 @contextlib.contextmanager

@@ -12,11 +12,11 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from kafka import KafkaProducer
 
-from tests.kafka_broker import admin_client, unique_name
+from tests.kafka_broker import admin_client, transactional_producer, unique_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -134,11 +134,7 @@ def test_transactions_read_committed(kafka_bootstrap, topic_factory):
     group = unique_name("txn-group")
 
     async def scenario() -> tuple[list, list, dict]:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_bootstrap,
-            transactional_id=unique_name("txn-producer"),
-            enable_idempotence=True,
-        )
+        producer = transactional_producer(kafka_bootstrap, "txn-producer")
         await producer.start()
         try:
             # Input for the consume-transform-produce step.

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams.config import KafkaSettings
 from streams.kafka_io import first_offset_from
-from tests.kafka_broker import unique_name
+from tests.kafka_broker import transactional_producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -18,11 +17,7 @@ def test_first_offset_from_skips_transaction_markers(kafka_bootstrap, topic_fact
     topic = topic_factory("probe", partitions=1)
 
     async def write() -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_bootstrap,
-            transactional_id=unique_name("probe-txn"),
-            enable_idempotence=True,
-        )
+        producer = transactional_producer(kafka_bootstrap, "probe-txn")
         await producer.start()
         try:
             for n in (3, 2):  # offsets 0-2, marker 3; offsets 4-5, marker 6

@@ -73,9 +73,9 @@ def test_sigkill_mid_stream_loses_nothing(
         dep.create_input()
         dep.send(logs, batch=1)
         worker = dep.start_worker("w1")
-        # 0: before any state is written; 4: with state and acks behind it
+        # 0: before any state is written; 4: with state and commits behind it
         progress = kill_mid_stream(dep, worker, delay)
-        # mid-stream: input or detection work was still unacknowledged when it died
+        # mid-stream: input or detection work was still uncommitted when it died
         assert any(0 <= done < total for done, total in progress.values()), progress
         assert topic_size(dep.bootstrap, dep.alerts_topic) < len(expected), progress
         dep.start_worker("w1-restarted")
