@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from .generator_background import background
 from .generator_entities import parse_rfc3339_ms
 from .generator_inject import Injector
 from .generator_world import World
@@ -125,7 +126,7 @@ def generate(cfg: GeneratorConfig) -> Generated:
     if cfg.breaches:
         inj.run()
     bg_lo = len(world.lines)
-    world.background(target)
+    background(world, target)
     bg_hi = len(world.lines)
     truth = inj.finish(world.max_ts) if cfg.breaches else []
     n_valid = len(world.lines)

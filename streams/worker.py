@@ -21,11 +21,11 @@ from faust.types import TP
 
 from detectors.engine import NEVER, Output
 from detectors.pipeline import DETECTOR_OF_PREFIX, route
-from detectors.watermarks import SourceClock
 from schemas.decode import decode_line
 from schemas.errors import BadRecord
 from streams.config import AppConfig
 from streams.faust_app import PartitionWriter, StateTable, faust_settings, topic_names
+from streams.inputs import InputPartitions
 from streams.kafka_io import first_offset_from
 from streams.stages import (
     SEEK,
@@ -62,10 +62,7 @@ class Worker:
         self.n = config.kafka.partitions
         self.n_input = input_partitions
         self.lock = asyncio.Lock()
-        self.clocks: dict[int, SourceClock] = {}
-        self.last_input: dict[int, float] = {}
-        self.assigned_at: dict[int, float] = {}
-        self.idle: set[int] = set()  # input partitions last marked idle
+        self.inputs = InputPartitions(config.detectors.allowed_lateness)
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
@@ -147,8 +144,7 @@ class Worker:
     async def _ingest(self, events: list[Any]) -> None:
         """Decodes input messages, dead-letters bad lines, routes items to detect."""
         n, metrics = self.n, self.metrics
-        max_bytes = self.config.max_record_bytes
-        lateness = self.config.detectors.allowed_lateness
+        max_bytes, inputs = self.config.max_record_bytes, self.inputs
         by_part: dict[int, list[Any]] = defaultdict(list)
         counts: Counter[tuple[str, bool]] = Counter()
         touched: set[int] = set()
@@ -156,10 +152,7 @@ class Worker:
         for ev in events:
             msg = ev.message
             q = msg.partition
-            clock = self.clocks.get(q)
-            if clock is None:
-                clock = self.clocks[q] = SourceClock(lateness)
-            self.last_input[q] = now
+            clock = inputs.read(q, now)
             touched.add(q)
             origin = int((msg.timestamp or 0) * 1000)
             value = ev.value or b""
@@ -182,9 +175,9 @@ class Worker:
                 metrics.record(kind, "late" if late else "accepted", count)
                 if late:
                     metrics.late(kind, count)
-        marks = [self._marker(q, False) for q in sorted(touched)]
-        if self.idle & touched:
-            marks += await self._woken(touched)
+        marks = [inputs.marker(q, False) for q in sorted(touched)]
+        if inputs.idle & touched:
+            marks += inputs.woken(touched, await self._caught_up())
         await self._send_parts("detect", by_part, marks)
         self._done = list(events)
 
@@ -342,17 +335,7 @@ class Worker:
         caught_up = await self._caught_up()
         async with self.lock:
             now = time.monotonic()
-            idle_after = self.config.worker.idle_timeout
-            marks = []
-            for q, since in self.assigned_at.items():
-                last = self.last_input.get(q, since)
-                # idle means nothing left to read, not merely nothing read lately
-                idle = q in caught_up and now - last >= idle_after
-                marks.append(self._marker(q, idle))
-                if idle:
-                    self.idle.add(q)
-                else:
-                    self.idle.discard(q)
+            marks = self.inputs.tick(caught_up, now, self.config.worker.idle_timeout)
             if marks:
                 await self._send_parts("detect", {}, marks)
             retry = self.offsets.overdue(now)
@@ -374,27 +357,10 @@ class Worker:
                     self.metrics.set_state_keys(detector, count)
         await self._maybe_checkpoint()
 
-    async def _woken(self, touched: set[int]) -> list[list[Any]]:
-        """Markers that end idleness for every idle partition with records waiting.
-
-        A quiet stream that wakes up usually gets records on several partitions at once;
-        the first one read must not let the shards decide past the others' records while
-        those are still marked idle (they would be late).
-        """
-        self.idle -= touched
-        waiting = self.idle - await self._caught_up()
-        self.idle -= waiting
-        return [self._marker(q, False) for q in sorted(waiting)]
-
-    def _marker(self, q: int, idle: bool) -> list[Any]:
-        """The watermark marker ``[source, wm, idle]`` of input partition ``q``."""
-        clock = self.clocks.get(q) or SourceClock(self.config.detectors.allowed_lateness)
-        return [f"i{q}", clock.watermark(idle), idle]
-
     async def _caught_up(self) -> set[int]:
         """Input partitions whose every message has been taken (none in backlog)."""
         consumer = self.app.consumer
-        tps = [TP(self.names["input"], q) for q in self.assigned_at]
+        tps = [TP(self.names["input"], q) for q in self.inputs.assigned_at]
         if not tps:
             return set()
         try:
@@ -418,7 +384,7 @@ class Worker:
         await self._start_offsets(assigned)
         now = time.monotonic()
         inputs = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
-        self.assigned_at = {q: self.assigned_at.get(q, now) for q in inputs}
+        self.inputs.assign(inputs, now)
         if self.metrics is not None:
             self.metrics.worker_assigned(len(inputs))
 
@@ -497,10 +463,7 @@ class Worker:
             if tp.topic in roles:
                 self.stages[roles[tp.topic]].drop(tp.partition)
             elif tp.topic == self.names["input"]:
-                self.clocks.pop(tp.partition, None)
-                self.last_input.pop(tp.partition, None)
-                self.assigned_at.pop(tp.partition, None)
-                self.idle.discard(tp.partition)
+                self.inputs.revoke(tp.partition)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
