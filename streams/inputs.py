@@ -51,6 +51,10 @@ class InputPartitions:
         clock = self.clocks.get(q) or SourceClock(self.lateness)
         return [f"i{q}", clock.watermark(idle), idle]
 
+    def quiet(self, q: int, now: float, idle_after: float) -> bool:
+        """Whether partition ``q`` has had no records for ``idle_after`` seconds."""
+        return now - self.last_read.get(q, self.assigned_at.get(q, now)) >= idle_after
+
     def tick(self, caught_up: set[int], now: float, idle_after: float) -> list[list[Any]]:
         """Markers of every held partition, each judged idle or not afresh.
 
@@ -60,9 +64,9 @@ class InputPartitions:
             idle_after: Seconds without records before a caught-up partition is idle.
         """
         marks = []
-        for q, since in self.assigned_at.items():
+        for q in self.assigned_at:
             # idle means nothing left to read, not merely nothing read lately
-            idle = q in caught_up and now - self.last_read.get(q, since) >= idle_after
+            idle = q in caught_up and self.quiet(q, now, idle_after)
             marks.append(self.marker(q, idle))
             if idle:
                 self.idle.add(q)

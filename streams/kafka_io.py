@@ -33,15 +33,29 @@ def client_settings(k: KafkaSettings) -> dict[str, Any]:
 
 
 def first_offset_from(
-    k: KafkaSettings, topic: str, partition: int, offset: int, timeout: float = 10.0
+    k: KafkaSettings,
+    topic: str,
+    partition: int,
+    offset: int,
+    timeout: float = 10.0,
+    end: int | None = None,
 ) -> int | None:
     """The offset of the first record at or after ``offset`` in one partition.
 
     Tells offsets that hold no record (transaction markers, compaction, retention) from
     records a consumer skipped. Blocking: run it in a thread.
 
+    Args:
+        k: Kafka settings.
+        topic: Topic name.
+        partition: Partition number.
+        offset: First offset to look at.
+        timeout: Seconds to wait for a record.
+        end: Stop once the read position reaches this offset, returning it.
+
     Returns:
-        That offset, or None when none arrived within ``timeout`` seconds.
+        That offset; with ``end``, any value at or above ``end`` means no record is below
+        it. None when nothing was learnt within ``timeout`` seconds.
     """
     from kafka import KafkaConsumer, TopicPartition
 
@@ -56,6 +70,8 @@ def first_offset_from(
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500, max_records=1).values():
                 return int(records[0].offset)
+            if end is not None and consumer.position(tp) >= end:
+                return end  # read past everything below end: control records only
         return None
     finally:
         consumer.close()

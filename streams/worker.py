@@ -63,6 +63,7 @@ class Worker:
         self.n_input = input_partitions
         self.lock = asyncio.Lock()
         self.inputs = InputPartitions(config.detectors.allowed_lateness)
+        self.probed: dict[int, tuple[int, int, bool]] = {}  # (start, end, only markers)
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
@@ -358,7 +359,7 @@ class Worker:
         await self._maybe_checkpoint()
 
     async def _caught_up(self) -> set[int]:
-        """Input partitions whose every message has been taken (none in backlog)."""
+        """Input partitions whose every record has been taken (none in backlog)."""
         consumer = self.app.consumer
         tps = [TP(self.names["input"], q) for q in self.inputs.assigned_at]
         if not tps:
@@ -374,11 +375,33 @@ class Worker:
             nxt = self.offsets.expect.get((tp.topic, tp.partition))
             if nxt is None or tp not in ends:
                 continue
+            lag = max(0, ends[tp] - nxt)
+            if lag and await self._only_markers(tp, nxt, ends[tp]):
+                lag = 0
             if self.metrics is not None:
-                self.metrics.consumer_lag(tp.topic, tp.partition, max(0, ends[tp] - nxt))
-            if ends[tp] <= nxt:
+                self.metrics.consumer_lag(tp.topic, tp.partition, lag)
+            if not lag:
                 done.add(tp.partition)
         return done
+
+    async def _only_markers(self, tp: TP, start: int, end: int) -> bool:
+        """Whether offsets ``start`` to ``end - 1`` of a quiet input partition hold no record.
+
+        A transactional producer ends each transaction with a control record that no
+        consumer receives, so the next offset to take stops short of the end offset.
+        """
+        q = tp.partition
+        if not self.inputs.quiet(q, time.monotonic(), self.config.worker.idle_timeout):
+            return False  # records are still coming: it is not idle anyway
+        known = self.probed.get(q)
+        if known is None or known[:2] != (start, end):
+            first = await asyncio.to_thread(
+                first_offset_from, self.config.kafka, tp.topic, q, start, 5.0, end
+            )
+            if first is None:
+                return False  # no answer: not idle
+            known = self.probed[q] = (start, end, first >= end)
+        return known[2]
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         await self._start_offsets(assigned)
@@ -464,6 +487,7 @@ class Worker:
                 self.stages[roles[tp.topic]].drop(tp.partition)
             elif tp.topic == self.names["input"]:
                 self.inputs.revoke(tp.partition)
+                self.probed.pop(tp.partition, None)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from tests.kafka_broker import REPO_ROOT, unique_name
+from tests.kafka_broker import REPO_ROOT, transactional_producer, unique_name
 
 AUPWATCH = [sys.executable, "-m", "streams.cli"]
 
@@ -134,6 +135,30 @@ class Deployment:
             f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
             for p in sorted(self.tmp.glob("*.log"))
         )
+
+
+def send_in_transactions(
+    bootstrap: str, topic: str, path: Path, partitions: int, batch: int = 100, per_txn: int = 10
+) -> None:
+    """Sends a log file as ``batch``-line messages, round robin, ``per_txn`` per transaction.
+
+    Every partition then ends in a transaction marker, an offset no consumer receives.
+    """
+    lines = [line for line in path.read_bytes().split(b"\n") if line]
+    values = [b"\n".join(lines[i : i + batch]) for i in range(0, len(lines), batch)]
+
+    async def run() -> None:
+        producer = transactional_producer(bootstrap, "aw-txn")
+        await producer.start()
+        try:
+            for start in range(0, len(values), per_txn):
+                async with producer.transaction():
+                    for i in range(start, min(start + per_txn, len(values))):
+                        await producer.send(topic, value=values[i], partition=i % partitions)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
 
 
 def read_topic(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[Any]:

@@ -31,3 +31,7 @@ def test_first_offset_from_skips_transaction_markers(kafka_bootstrap, topic_fact
     k = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     assert [first_offset_from(k, topic, 0, o) for o in (0, 2, 3, 4)] == [0, 2, 4, 4]
     assert first_offset_from(k, topic, 0, 6, timeout=1.0) is None
+    # up to an end offset: a marker alone holds no record (the answer is >= end)
+    assert first_offset_from(k, topic, 0, 3, end=4) == 4
+    assert first_offset_from(k, topic, 0, 3, end=5) == 4
+    assert first_offset_from(k, topic, 0, 6, end=7) == 7

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas.errors import AupwatchError
+from schemas.records import parse_ts
 from streams.generator import GeneratorConfig, generate, write
 from tests.streams.harness import (
     AUPWATCH,
@@ -21,6 +23,7 @@ from tests.streams.harness import (
     read_topic,
     reasons,
     replay_alerts,
+    send_in_transactions,
     topic_size,
     wait_for_alerts,
 )
@@ -79,6 +82,50 @@ def test_sigkill_mid_stream_loses_nothing(
         assert any(0 <= done < total for done, total in progress.values()), progress
         assert topic_size(dep.bootstrap, dep.alerts_topic) < len(expected), progress
         dep.start_worker("w1-restarted")
+        got = wait_for_alerts(dep, expected)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
+
+
+def _event_times(path: Path) -> list[tuple[int, str]]:
+    """(microseconds, text) of every valid record's ``ts``."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            ts = orjson.loads(line)["ts"]
+            out.append((parse_ts(ts), ts))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AupwatchError):
+            continue
+    return out
+
+
+def test_transactional_input_still_goes_idle(
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any
+) -> None:
+    # each partition ends in a transaction marker; the last record opens an alert that
+    # only the idle flush decides (no later record moves the watermark past it)
+    logs, expected, _ = dataset
+    last = max(_event_times(logs))
+    call = {
+        "event_id": "tail-1",
+        "kind": "api_call",
+        "ts": last[1],
+        "region": "NA",
+        "developer_id": "dev-tail",
+        "app_id": "app-tail",
+        "key_id": "key-tail",
+        "seller_id": "seller-tail",
+        "operation": "getOrders",
+        "status": 200,
+        "source_ip": "192.0.2.1",
+    }
+    with_tail = tmp_path / "logs-tail.jsonl"
+    with_tail.write_bytes(logs.read_bytes().rstrip(b"\n") + b"\n" + orjson.dumps(call) + b"\n")
+    expected = replay_alerts(with_tail)
+    assert any(a["evidence"]["event_ids"] == ["tail-1"] for a in expected.values())
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        dep.create_input()
+        dep.start_worker("w1")
+        send_in_transactions(kafka_bootstrap, dep.input_topic, with_tail, dep.input_partitions)
         got = wait_for_alerts(dep, expected)
         assert got == expected, describe_difference(expected, got) + dep.logs()
 
