@@ -33,15 +33,51 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Path]:
-    """50,000 generated records with every detector and reason, and replay's verdict."""
+    """50,000 generated records with every detector and reason, and replay's verdict.
+
+    The last record opens an alert that only the idle flush decides: no later record
+    moves the watermark past it, so every test here also checks that flush.
+    """
     tmp = tmp_path_factory.mktemp("data")
     logs = tmp / "logs.jsonl"
     write(generate(GeneratorConfig(seed=7, records=50_000)), logs, tmp / "truth.jsonl")
+    with logs.open("ab") as out:
+        out.write(orjson.dumps(_unauthorized_call(max(_event_times(logs))[1])) + b"\n")
     dead = tmp / "dead.jsonl"
     expected = replay_alerts(logs, dead)
     every = {(d, r) for d, r in reasons(expected)}
     assert len(every) == 11, f"data set lacks some detector reasons: {sorted(every)}"
+    assert any(a["evidence"]["event_ids"] == ["tail-1"] for a in expected.values())
     return logs, expected, dead
+
+
+def _event_times(path: Path) -> list[tuple[int, str]]:
+    """(microseconds, text) of every valid record's ``ts``."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            ts = orjson.loads(line)["ts"]
+            out.append((parse_ts(ts), ts))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AupwatchError):
+            continue
+    return out
+
+
+def _unauthorized_call(ts: str) -> dict[str, Any]:
+    """A call for a seller that never authorized the app: a ``no_grant`` alert."""
+    return {
+        "event_id": "tail-1",
+        "kind": "api_call",
+        "ts": ts,
+        "region": "NA",
+        "developer_id": "dev-tail",
+        "app_id": "app-tail",
+        "key_id": "key-tail",
+        "seller_id": "seller-tail",
+        "operation": "getOrders",
+        "status": 200,
+        "source_ip": "192.0.2.1",
+    }
 
 
 def test_worker_matches_replay(kafka_bootstrap: str, tmp_path: Path, dataset: Any) -> None:
@@ -86,46 +122,15 @@ def test_sigkill_mid_stream_loses_nothing(
         assert got == expected, describe_difference(expected, got) + dep.logs()
 
 
-def _event_times(path: Path) -> list[tuple[int, str]]:
-    """(microseconds, text) of every valid record's ``ts``."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        try:
-            ts = orjson.loads(line)["ts"]
-            out.append((parse_ts(ts), ts))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AupwatchError):
-            continue
-    return out
-
-
 def test_transactional_input_still_goes_idle(
     kafka_bootstrap: str, tmp_path: Path, dataset: Any
 ) -> None:
-    # each partition ends in a transaction marker; the last record opens an alert that
-    # only the idle flush decides (no later record moves the watermark past it)
+    # each partition ends in a transaction marker: the tail alert needs the idle flush
     logs, expected, _ = dataset
-    last = max(_event_times(logs))
-    call = {
-        "event_id": "tail-1",
-        "kind": "api_call",
-        "ts": last[1],
-        "region": "NA",
-        "developer_id": "dev-tail",
-        "app_id": "app-tail",
-        "key_id": "key-tail",
-        "seller_id": "seller-tail",
-        "operation": "getOrders",
-        "status": 200,
-        "source_ip": "192.0.2.1",
-    }
-    with_tail = tmp_path / "logs-tail.jsonl"
-    with_tail.write_bytes(logs.read_bytes().rstrip(b"\n") + b"\n" + orjson.dumps(call) + b"\n")
-    expected = replay_alerts(with_tail)
-    assert any(a["evidence"]["event_ids"] == ["tail-1"] for a in expected.values())
     with deployment(kafka_bootstrap, tmp_path) as dep:
         dep.create_input()
         dep.start_worker("w1")
-        send_in_transactions(kafka_bootstrap, dep.input_topic, with_tail, dep.input_partitions)
+        send_in_transactions(kafka_bootstrap, dep.input_topic, logs, dep.input_partitions)
         got = wait_for_alerts(dep, expected)
         assert got == expected, describe_difference(expected, got) + dep.logs()
 
