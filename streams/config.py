@@ -52,6 +52,7 @@ class WorkerSettings:
     checkpoint_interval: float = 2.0
     idle_timeout: float = 10.0
     internal_batch: int = 2000
+    seen_chunk: int = 512
     data_dir: str = "var/worker"
     uvloop: bool = True
     session_timeout: float = 30.0
@@ -132,11 +133,15 @@ def build_config(data: Mapping[str, Any]) -> AppConfig:
         raise ConfigError(
             "input.max_record_bytes must be an integer >= 1024", key="input.max_record_bytes"
         )
+    worker = _section(WorkerSettings, data.get("worker", {}), "worker")
+    for key in ("batch_size", "internal_batch", "seen_chunk"):
+        if getattr(worker, key) < 1:
+            raise ConfigError(f"worker.{key} must be at least 1", key=f"worker.{key}")
     return AppConfig(
         detectors=detectors,
         max_record_bytes=max_bytes,
         kafka=_section(KafkaSettings, data.get("kafka", {}), "kafka"),
-        worker=_section(WorkerSettings, data.get("worker", {}), "worker"),
+        worker=worker,
         monitor=_section(MonitorSettings, data.get("monitor", {}), "monitor"),
     )
 

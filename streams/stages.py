@@ -18,6 +18,7 @@ from detectors.config import DetectorConfig
 from detectors.engine import NEVER, Entry, Output, Shard
 from detectors.pipeline import stage_operators
 from detectors.watermarks import UpstreamWatermarks
+from streams.seen_log import CHUNK, SeenLog
 
 
 def frontier_key(partition: int) -> str:
@@ -88,6 +89,7 @@ class Stage:
         partitions: Partition count of this stage's topic.
         sources: Names of every upstream partition (markers expected from each).
         data: The stage table's in-memory dict.
+        seen_chunk: Remembered event ids per changelog record (``streams.seen_log``).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Stage:
         partitions: int,
         sources: list[str],
         data: MutableMapping[str, Any],
+        seen_chunk: int = CHUNK,
     ) -> None:
         self.name = name
         self.config = config
@@ -107,11 +110,14 @@ class Stage:
         self.upstream: dict[int, UpstreamWatermarks] = {}
         self.sent: dict[int, tuple[int, bool]] = {}
         self.received: dict[int, dict[str, Any]] = {}
+        self.seen_log = SeenLog(seen_chunk)
 
     def shard(self, partition: int) -> Shard:
         """The shard of a partition, built from the recovered table on first use."""
         shard = self.shards.get(partition)
         if shard is None:
+            n = self.partitions
+            self.seen_log.restore(self.data, partition, lambda key: partition_of(key, n))
             store = PartitionStore(self.data, partition, self.partitions)
             shard = Shard(stage_operators(self.name, self.config), self.config, store)
             frontier = self.data.get(frontier_key(partition))
@@ -127,6 +133,9 @@ class Stage:
         self.upstream.pop(partition, None)
         self.sent.pop(partition, None)
         self.received.pop(partition, None)
+        n = self.partitions
+        self.seen_log.forget([k for k in self.seen_log.written if partition_of(k, n) == partition])
+        self.seen_log.take_stale(partition)
 
     def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:
         """Adds one internal message's markers and items to its partition's shard."""

@@ -101,7 +101,9 @@ class Worker:
                 log.info("recovered %s state: %d keys", name, len(table.data.data))
 
             table.on_recover(recovered)
-            self.stages[name] = Stage(name, det, self.n, sources[name], table.data.data)
+            self.stages[name] = Stage(
+                name, det, self.n, sources[name], table.data.data, config.worker.seen_chunk
+            )
         self._agents()
         self.app.timer(1.0)(self._tick)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -307,16 +309,17 @@ class Worker:
             for p, shard in stage.shards.items():
                 wm = shard.wm
                 out = PartitionWriter(producer, changelog, p)
+                for stale in stage.seen_log.take_stale(p):  # before chunks that reuse a key
+                    await out.add(stale.encode(), None)
                 for key in shard.take_dirty():
                     entry = stage.data.get(key)
-                    value = None
                     if entry is not None:
                         if len(entry) > 3:
                             entry[3] = wm
                         else:
                             entry.append(wm)
-                        value = orjson.dumps(entry)
-                    await out.add(key.encode(), value)
+                    for k, v in stage.seen_log.records(key, entry):
+                        await out.add(k.encode(), None if v is None else orjson.dumps(v))
                 # last: every key before it in this partition is at least this current
                 if wm > NEVER and stage.data.get(frontier_key(p)) != wm:
                     stage.data[frontier_key(p)] = wm

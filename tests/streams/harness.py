@@ -65,6 +65,8 @@ class Deployment:
                 "AUPWATCH_KAFKA__PARTITIONS": str(self.partitions),
                 "AUPWATCH_WORKER__IDLE_TIMEOUT": "2.0",
                 "AUPWATCH_WORKER__CHECKPOINT_INTERVAL": "1.0",
+                # small chunks: restarts then rebuild keys from many chunks and epochs
+                "AUPWATCH_WORKER__SEEN_CHUNK": "16",
                 "PYTHONPATH": str(REPO_ROOT),
                 "PYTHONUNBUFFERED": "1",  # a killed worker's last log lines still reach its log
             }
