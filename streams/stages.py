@@ -173,8 +173,13 @@ class Stage:
     def advance(self, partitions: set[int], out: Output) -> None:
         """Advances the given shards to their combined upstream watermark."""
         for p in partitions:
-            wm, _ = self.upstream[p].combined()
-            self.shards[p].advance(wm, out)
+            wm, idle = self.upstream[p].combined()
+            shard = self.shards[p]
+            if idle and shard.buffer:
+                # every source idle: nothing earlier can come, as at the end of a replay. A
+                # source whose new owner found it all committed promises no time at all.
+                wm = max(wm, max(item[0] for item in shard.buffer))
+            shard.advance(wm, out)
 
     def markers(self, prefix: str, only_changed: bool) -> list[list[Any]]:
         """Markers ``[source, wm, idle]`` of this worker's shards for downstream stages."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
-from streams.stages import DROP, SEEK, TAKE, Offsets
+from detectors.config import DetectorConfig
+from detectors.engine import Output
+from streams.stages import DROP, SEEK, TAKE, Offsets, Stage
 
 
 def events(topic: str, partition: int, offsets: range) -> list[Any]:
@@ -99,3 +102,25 @@ def test_skip_to_resumes_after_offsets_without_records() -> None:
     assert offsets.admit(("t", 0), 8, 0.0) == SEEK
     offsets.skip_to(("t", 0), 8, 0.0)  # the probe found no record at 5..7
     assert [offsets.admit(("t", 0), o, 0.1) for o in (9, 8, 9)] == [DROP, TAKE, TAKE]
+
+
+def _no_grant_call(ts: int, source: str, offset: int) -> list[Any]:
+    """A detect item as ingest sends it: a call for a seller that never authorized the app."""
+    return [ts, 2, f"e{offset}", "U\x1fapp\x1fseller", ["c", "dev", "getOrders", 200], 0, source,
+            [offset, 1, 0]]  # fmt: skip
+
+
+def test_all_sources_idle_decide_every_buffered_item() -> None:
+    # i1's new owner found it all committed: its idle marker promises no time at all
+    stage = Stage("detect", DetectorConfig(), 1, ["i0", "i1"], {})
+    out = Output()
+    late_ts = 100_000_000
+    msg = {"m": [["i0", late_ts - 30_000_000, False]], "x": [_no_grant_call(late_ts, "i1", 7)]}
+    stage.take(0, orjson.dumps(msg), "token", out)
+    stage.advance({0}, out)
+    assert not out.occurrences  # not every source has sent a marker yet
+    stage.take(0, orjson.dumps({"m": [["i0", 50_000_000, True], ["i1", None, True]], "x": []}),
+               None, out)  # fmt: skip
+    stage.advance({0}, out)
+    assert [o[3] for o in out.occurrences] and out.tokens == ["token"]
+    assert stage.shards[0].wm == late_ts
