@@ -20,11 +20,11 @@ from tests.streams.harness import (
     deployment,
     describe_difference,
     kill_mid_stream,
+    latest_alerts,
     read_topic,
     reasons,
     replay_alerts,
     send_in_transactions,
-    topic_size,
     wait_for_alerts,
 )
 
@@ -116,7 +116,8 @@ def test_sigkill_mid_stream_loses_nothing(
         progress = kill_mid_stream(dep, worker, delay)
         # mid-stream: input or detection work was still uncommitted when it died
         assert any(0 <= done < total for done, total in progress.values()), progress
-        assert topic_size(dep.bootstrap, dep.alerts_topic) < len(expected), progress
+        # and its alerts were not all out (a count of alert versions depends on speed)
+        assert latest_alerts(dep.bootstrap, dep.alerts_topic) != expected, progress
         dep.start_worker("w1-restarted")
         got = wait_for_alerts(dep, expected)
         assert got == expected, describe_difference(expected, got) + dep.logs()
