@@ -26,6 +26,8 @@ class InputPartitions:
         self.last_read: dict[int, float] = {}
         self.assigned_at: dict[int, float] = {}
         self.idle: set[int] = set()  # last marked idle
+        # (start, end, only markers): what a fetch found between the next offset and the end
+        self.probed: dict[int, tuple[int, int, bool]] = {}
 
     def read(self, q: int, now: float) -> SourceClock:
         """Notes that records of partition ``q`` were read now; returns its clock."""
@@ -45,6 +47,7 @@ class InputPartitions:
         self.last_read.pop(q, None)
         self.assigned_at.pop(q, None)
         self.idle.discard(q)
+        self.probed.pop(q, None)
 
     def marker(self, q: int, idle: bool) -> list[Any]:
         """The watermark marker ``[source, wm, idle]`` of partition ``q``."""

@@ -63,7 +63,6 @@ class Worker:
         self.n_input = input_partitions
         self.lock = asyncio.Lock()
         self.inputs = InputPartitions(config.detectors.allowed_lateness)
-        self.probed: dict[int, tuple[int, int, bool]] = {}  # (start, end, only markers)
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
@@ -396,14 +395,14 @@ class Worker:
         q = tp.partition
         if not self.inputs.quiet(q, time.monotonic(), self.config.worker.idle_timeout):
             return False  # records are still coming: it is not idle anyway
-        known = self.probed.get(q)
+        known = self.inputs.probed.get(q)
         if known is None or known[:2] != (start, end):
             first = await asyncio.to_thread(
                 first_offset_from, self.config.kafka, tp.topic, q, start, 5.0, end
             )
             if first is None:
                 return False  # no answer: not idle
-            known = self.probed[q] = (start, end, first >= end)
+            known = self.inputs.probed[q] = (start, end, first >= end)
         return known[2]
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
@@ -490,7 +489,6 @@ class Worker:
                 self.stages[roles[tp.topic]].drop(tp.partition)
             elif tp.topic == self.names["input"]:
                 self.inputs.revoke(tp.partition)
-                self.probed.pop(tp.partition, None)
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
