@@ -20,8 +20,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.cli import main as aupwatch
-from streams.generator import GeneratorConfig, generate, write
+from aupwatch.cli import main as aupwatch
+from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
 
 def bare(path: Path) -> tuple[int, float]:

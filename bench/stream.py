@@ -59,7 +59,7 @@ def fill(topic: str, path: Path, batch: int) -> int:
         [
             PY,
             "-m",
-            "streams.cli",
+            "aupwatch.cli",
             "replay",
             "--to-kafka",
             "--input-topic",
@@ -160,8 +160,8 @@ def bare_aiokafka(topic: str, n_records: int) -> float:
 BARE_FAUST = """
 import sys, time, orjson, faust, uvloop
 uvloop.install()
-from streams.faust_app import faust_settings
-from streams.config import load_config
+from aupwatch.streams.worker.faust_app import faust_settings
+from aupwatch.streams.config import load_config
 import dataclasses
 topic, group, progress = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = load_config(None)
@@ -279,7 +279,7 @@ def full_pipeline(
             [
                 PY,
                 "-m",
-                "streams.cli",
+                "aupwatch.cli",
                 "worker",
                 "--log-level",
                 "ERROR",
@@ -357,7 +357,7 @@ def latency(
     make_topic(f"{group}-alerts", 4)
     port = free_port()
     proc = subprocess.Popen(
-        [PY, "-m", "streams.cli", "worker", "--log-level", "ERROR", "--metrics-port", str(port)],
+        [PY, "-m", "aupwatch.cli", "worker", "--log-level", "ERROR", "--metrics-port", str(port)],
         cwd=ROOT,
         env=worker_env(group, topic, f"{tmp}/{group}"),
         stdout=subprocess.DEVNULL,
@@ -446,8 +446,8 @@ def main() -> None:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-two", action="store_true")
     args = ap.parse_args()
-    from schemas.records import parse_ts
-    from streams.generator import GeneratorConfig, generate, write
+    from aupwatch.schemas.records import parse_ts
+    from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "logs.jsonl"

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from detectors.config import DetectorConfig
-from detectors.engine import Item, Output, State
-from schemas.records import format_ts
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import Item, Output, State
+from aupwatch.schemas.records import format_ts
 
 SEP = "\x1f"
 CLAUSES = {

@@ -6,8 +6,8 @@ within the app (each with the time it was first fetched for them).
 
 from __future__ import annotations
 
-from detectors.alerts import SEP, occur
-from detectors.engine import Item, Output, State
+from aupwatch.detectors.alerts import SEP, occur
+from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "cross_seller_disclosure"
 

@@ -6,10 +6,10 @@ the clock, and a timer that fires early re-arms itself at the real due time.
 
 from __future__ import annotations
 
-from detectors.alerts import SEP, occur
-from detectors.config import DetectorConfig
-from detectors.engine import Item, Output, State
-from schemas.records import format_ts
+from aupwatch.detectors.alerts import SEP, occur
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import Item, Output, State
+from aupwatch.schemas.records import format_ts
 
 NAME = "dormant_key"
 _DAY = 86_400_000_000

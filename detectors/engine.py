@@ -18,7 +18,7 @@ from itertools import compress, count, islice, repeat
 from operator import gt, itemgetter, le
 from typing import Any, Protocol
 
-from detectors.config import DetectorConfig
+from aupwatch.detectors.config import DetectorConfig
 
 # An item: (ts, rank, event_id, state key, payload, origin). The state key starts with the
 # operator's one-letter prefix; origin is the wall-clock ms at which the source record was

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.alerts import SEP, AlertAggregator
-from detectors.config import DetectorConfig
-from detectors.disclosure import Disclosure
-from detectors.dormant import Dormant
-from detectors.engine import NEVER, Item, Operator, Output, Shard
-from detectors.throttle import Links, SharedQuota
-from detectors.unauthorized import Unauthorized
-from schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
+from aupwatch.detectors.alerts import SEP, AlertAggregator
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.disclosure import Disclosure
+from aupwatch.detectors.dormant import Dormant
+from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
+from aupwatch.detectors.throttle import Links, SharedQuota
+from aupwatch.detectors.unauthorized import Unauthorized
+from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
 STAGES = ("detect", "throttle", "alerts")
 DETECTOR_OF_PREFIX = {

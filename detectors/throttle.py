@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from detectors.alerts import SEP, occur
-from detectors.config import DetectorConfig
-from detectors.engine import Item, Output, State
+from aupwatch.detectors.alerts import SEP, occur
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "throttle_circumvention"
 _US = 1_000_000

@@ -5,9 +5,9 @@ State key ``U|app|seller``; the state is the latest authorization in event order
 
 from __future__ import annotations
 
-from detectors.alerts import SEP, occur
-from detectors.config import DetectorConfig
-from detectors.engine import Item, Output, State
+from aupwatch.detectors.alerts import SEP, occur
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "unauthorized_seller_access"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors.engine import NEVER
+from aupwatch.detectors.engine import NEVER
 
 
 class UpstreamWatermarks:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from schemas.errors import BadRecord
-from schemas.records import (
+from aupwatch.schemas.errors import BadRecord
+from aupwatch.schemas.records import (
     AUTH_ACTIONS,
     KEY_ACTIONS,
     REGIONS,

@@ -63,7 +63,7 @@ def load_schema(name: str) -> dict[str, Any]:
     """
     if name not in SCHEMA_FILES:
         raise ValueError(f"unknown schema {name!r}; one of {', '.join(SCHEMA_FILES)}")
-    text = resources.files("schemas").joinpath("json", name).read_text(encoding="utf-8")
+    text = resources.files("aupwatch.schemas").joinpath("json", name).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

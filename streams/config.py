@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from detectors.config import DetectorConfig, parse_duration
-from schemas.decode import DEFAULT_MAX_RECORD_BYTES
-from schemas.errors import ConfigError
+from aupwatch.detectors.config import DetectorConfig, parse_duration
+from aupwatch.errors import ConfigError
+from aupwatch.schemas.decode import DEFAULT_MAX_RECORD_BYTES
 
 ENV_PREFIX = "AUPWATCH_"
 DETECTOR_TABLES = ("time", "alerts", "roles", "throttle", "dormant")

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from schemas.errors import AupwatchError
-from schemas.records import parse_ts
-from streams.config import AppConfig, KafkaSettings
+from aupwatch.errors import AupwatchError
+from aupwatch.schemas.records import parse_ts
+from aupwatch.streams.config import AppConfig, KafkaSettings
 
 
 def client_settings(k: KafkaSettings) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def ensure_topics(
 
     Args:
         config: Application config.
-        names: Topic names by role (``streams.faust_app.topic_names``).
+        names: Topic names by role (``aupwatch.streams.worker.faust_app.topic_names``).
         input_partitions: Partitions for the input topic when it must be created
             (default ``kafka.partitions``).
 

@@ -7,7 +7,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from streams.config import load_config
+from aupwatch.streams.config import load_config
 from tests.deploy import servers
 
 K8S = servers.DEPLOY / "k8s"

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import (
+from aupwatch.streams.ops.metrics import (
     DEAD_LETTER_REASONS,
     DETECTOR_REASONS,
     KINDS,

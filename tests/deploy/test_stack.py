@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.metrics import Metrics
+from aupwatch.streams.ops.metrics import Metrics
 from tests.deploy import servers
 
 pytestmark = pytest.mark.integration

@@ -46,7 +46,7 @@ def test_prometheus_scrapes_worker_and_breach_rules_fire(
     expected = replay_alerts(SAMPLE, dead_file)
     want_dead = Counter(orjson.loads(x)["reason"] for x in dead_file.read_bytes().splitlines())
     summary = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", str(SAMPLE), "--alerts", "/dev/null"],
+        [sys.executable, "-m", "aupwatch.cli", "replay", str(SAMPLE), "--alerts", "/dev/null"],
         capture_output=True,
         text=True,
         check=True,

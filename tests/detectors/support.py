@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from detectors.config import DetectorConfig
-from detectors.pipeline import Pipeline
-from schemas.decode import decode_line
-from schemas.records import parse_ts
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.pipeline import Pipeline
+from aupwatch.schemas.decode import decode_line
+from aupwatch.schemas.records import parse_ts
 
 CASES_DIR = Path(__file__).parent / "cases"
 DETECTORS = (
@@ -162,7 +162,7 @@ def diff_report(
     return "\n".join(lines)
 
 
-# The alert contract of detectors.md and the severity table of docs/semantics.md, restated
+# The alert contract of aupwatch.detectors.md and the severity table of docs/semantics.md, restated
 # here so that the tests do not read them from the code under test.
 CLAUSES = {
     "unauthorized_seller_access": "Only act on behalf of Sellers that have granted you "

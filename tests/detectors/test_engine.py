@@ -1,5 +1,5 @@
-"""Unit tests of the event-time engine (detectors.engine.Shard) with a tiny fake operator,
-and of the detector settings parser (detectors.config)."""
+"""Unit tests of the event-time engine (aupwatch.detectors.engine.Shard) with a tiny fake operator,
+and of the detector settings parser (aupwatch.detectors.config)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from detectors.config import DetectorConfig, Plan, parse_duration
-from detectors.engine import Output, Shard
-from schemas.errors import ConfigError
+from aupwatch.detectors.config import DetectorConfig, Plan, parse_duration
+from aupwatch.detectors.engine import Output, Shard
+from aupwatch.errors import ConfigError
 
 S = 1_000_000
 CONFIG = DetectorConfig()

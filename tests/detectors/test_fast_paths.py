@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import pipeline as pipeline_mod
-from detectors.config import DetectorConfig
-from detectors.engine import _ORDER, _TS, _sort_ties
+from aupwatch.detectors import pipeline as pipeline_mod
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import _ORDER, _TS, _sort_ties
 from tests.detectors.support import decode_all, replay
 from tests.detectors.test_properties import _call, _t, decoded
 

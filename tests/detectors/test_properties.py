@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.config import DetectorConfig
-from schemas.records import parse_ts
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.schemas.records import parse_ts
 from tests.detectors.support import Alert, decode_all, replay
 
 CONFIG = DetectorConfig()

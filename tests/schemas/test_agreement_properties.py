@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from schemas.decode import decode_line, validate_object
-from schemas.jsonschema import (
+from aupwatch.schemas.decode import decode_line, validate_object
+from aupwatch.schemas.jsonschema import (
     alert_validator,
     registry,
 )
-from schemas.records import (
+from aupwatch.schemas.records import (
     KINDS,
     format_ts,
     parse_ts,
@@ -383,8 +383,8 @@ def _scenario() -> list[dict[str, Any]]:
 
 
 def test_alerts_emitted_by_the_pipeline_follow_the_alert_contract() -> None:
-    from detectors.config import DetectorConfig
-    from detectors.pipeline import Pipeline
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.pipeline import Pipeline
 
     pipeline = Pipeline(DetectorConfig())
     versions: list[dict[str, Any]] = []

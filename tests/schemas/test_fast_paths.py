@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import records
-from schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, build, parse_ts
+from aupwatch.schemas import records
+from aupwatch.schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, build, parse_ts
 
 # near-valid timestamps: every part can be valid, off by one, or garbage
 texts = st.builds(

@@ -11,10 +11,17 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas.decode import DEFAULT_MAX_RECORD_BYTES, decode_line
-from schemas.errors import DEAD_LETTER_REASONS, BadRecord
-from schemas.jsonschema import registry
-from schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, format_ts, parse_ts
+from aupwatch.schemas.decode import DEFAULT_MAX_RECORD_BYTES, decode_line
+from aupwatch.schemas.errors import DEAD_LETTER_REASONS, BadRecord
+from aupwatch.schemas.jsonschema import registry
+from aupwatch.schemas.records import (
+    ApiCall,
+    Authorization,
+    DataAccess,
+    KeyEvent,
+    format_ts,
+    parse_ts,
+)
 
 RECORD_TYPES = (ApiCall, Authorization, DataAccess, KeyEvent)
 E2 = (

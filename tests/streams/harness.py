@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from tests.kafka_broker import REPO_ROOT, transactional_producer, unique_name
 
-AUPWATCH = [sys.executable, "-m", "streams.cli"]
+AUPWATCH = [sys.executable, "-m", "aupwatch.cli"]
 
 
 def free_port() -> int:

@@ -1,5 +1,7 @@
-"""Tests of streams.alertmanager: a stub HTTP server for the edge cases, a real Alertmanager
-(integration) for the wire format."""
+"""Tests of aupwatch.streams.ops.alertmanager.
+
+A stub HTTP server for the edge cases, a real Alertmanager (integration) for the wire format.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
-from streams.metrics import Metrics
+from aupwatch.streams.ops.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
+from aupwatch.streams.ops.metrics import Metrics
 from tests.deploy import servers
 
 NOW = 1_800_000_000.0  # injected wall clock (2027-01-15)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.config import load_config
+from aupwatch.errors import ConfigError
+from aupwatch.streams.config import load_config
 
 
 def test_environment_overrides_a_worker_setting() -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from detectors.config import DetectorConfig
-from streams import generator as g
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.streams.generator import command as g
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.inputs import InputPartitions
+from aupwatch.streams.worker.inputs import InputPartitions
 
 LATENESS = 30_000_000  # 30 s in microseconds
 IDLE_AFTER = 10.0

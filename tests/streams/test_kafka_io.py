@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from streams.config import KafkaSettings
-from streams.kafka_io import first_offset_from
+from aupwatch.streams.config import KafkaSettings
+from aupwatch.streams.kafka_io import first_offset_from
 from tests.kafka_broker import transactional_producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -1,4 +1,4 @@
-"""Unit tests of streams.metrics, each on a fresh registry."""
+"""Unit tests of aupwatch.streams.ops.metrics, each on a fresh registry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import (
+from aupwatch.streams.ops.metrics import (
     DEAD_LETTER_REASONS,
     DETECTOR_REASONS,
     KINDS,

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.generator import GeneratorConfig, generate, write
+from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
-AUPWATCH = [sys.executable, "-m", "streams.cli"]
+AUPWATCH = [sys.executable, "-m", "aupwatch.cli"]
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

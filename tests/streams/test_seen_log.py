@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.seen_log import PREFIX, SeenLog
+from aupwatch.streams.worker.seen_log import PREFIX, SeenLog
 
 CHUNK = 4
 

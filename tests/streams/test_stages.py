@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.config import DetectorConfig
-from detectors.engine import Output
-from streams.stages import DROP, SEEK, TAKE, Offsets, Stage
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import Output
+from aupwatch.streams.worker.stages import DROP, SEEK, TAKE, Offsets, Stage
 
 
 def events(topic: str, partition: int, offsets: range) -> list[Any]:

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.errors import AupwatchError
-from schemas.records import parse_ts
-from streams.generator import GeneratorConfig, generate, write
+from aupwatch.errors import AupwatchError
+from aupwatch.schemas.records import parse_ts
+from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 from tests.streams.harness import (
     AUPWATCH,
     deployment,

@@ -42,7 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
+from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
 
 __all__ = [
     "ALERT_SEVERITIES",

@@ -1,6 +1,6 @@
 """Background traffic of the synthetic log generator: ordinary sessions that raise no alert.
 
-See ``streams.generator_world`` for the rules the background keeps.
+See ``aupwatch.streams.generator.world`` for the rules the background keeps.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from .generator_entities import (
+from aupwatch.streams.generator.entities import (
     CHANNELS,
     FINANCE_OPS,
     LISTING_OPS,
@@ -17,7 +17,7 @@ from .generator_entities import (
     App,
     Seller,
 )
-from .generator_world import World
+from aupwatch.streams.generator.world import World
 
 
 def background(world: World, target: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 import orjson
 
-from streams.config import AppConfig
+from aupwatch.streams.config import AppConfig
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from detectors.config import DetectorConfig
+from aupwatch.detectors.config import DetectorConfig
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000

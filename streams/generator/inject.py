@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .generator_entities import (
+from aupwatch.streams.generator.entities import (
     DAY_MS,
     DEFAULT_PLAN,
     HEARTBEAT_OP,
@@ -22,7 +22,7 @@ from .generator_entities import (
     App,
     Seller,
 )
-from .generator_world import World
+from aupwatch.streams.generator.world import World
 
 PER_REASON = 3
 WARN_AFTER = 60 * DAY_MS
@@ -96,7 +96,7 @@ class Injector:
     def at(self, lead: int = 3 * DAY_MS) -> int:
         """A random time at least ``lead`` after the start and a day before the end."""
         w = self.w
-        return w.start + lead + int(self.rng.random() * max(0, w.span - lead - DAY_MS))
+        return int(w.start + lead + int(self.rng.random() * max(0, w.span - lead - DAY_MS)))
 
     def app_at(self, t: int, exclude: tuple[App, ...] = (), age: int = DAY_MS) -> App:
         """A random app of another developer than ``exclude``'s, started ``age`` before ``t``."""
@@ -130,7 +130,7 @@ class Injector:
         self.w.tracked[key_id] = []
         self.dormancy_keys[key_id] = app.dev.id
         self.w.key_event(created, key_id, app, "created")
-        return key_id
+        return str(key_id)
 
     # ---- all cases ---------------------------------------------------------------------
     def run(self) -> None:
@@ -464,7 +464,7 @@ class Injector:
                 use(app, key, min(t, w.end - HOUR_MS))
             self.note("negative_key_every_59_days", key_id=key)
         # a failed first call 15 days after creation does not move the clock: the warning
-        # is due 60 days after creation (detectors.md: later of creation and last 2xx call)
+        # is due 60 days after creation (aupwatch.detectors.md: later of creation and last 2xx call)
         if span_days >= 75:
             app = rng.choice(early)
             c = w.end - 70 * DAY_MS - rng.randint(0, DAY_MS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from .generator_entities import (
+from aupwatch.streams.generator.entities import (
     ALNUM,
     DAY_MS,
     HEARTBEAT_OP,
@@ -89,7 +89,7 @@ class World:
 
     def uniform_ts(self, lo_frac: float, hi_frac: float) -> int:
         """A uniform random time between two fractions of the span."""
-        return self.start + int(self.span * self.rng.uniform(lo_frac, hi_frac))
+        return int(self.start + int(self.span * self.rng.uniform(lo_frac, hi_frac)))
 
     # ---- emission ----------------------------------------------------------------------
     def put(self, ts: int, line: bytes, sort_key: int | None = None) -> None:
@@ -162,10 +162,9 @@ class World:
             "action": action,
         }
         if action == "grant":
-            if roles is True:
-                roles = app.roles
-            if roles:
-                rec["roles"] = list(roles)
+            granted: list[str] | None = app.roles if roles is True else roles or None
+            if granted:
+                rec["roles"] = list(granted)
             if expires_at is not None:
                 rec["expires_at"] = self.fmt(expires_at)
         rec["developer_id"] = app.dev.id

@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.metrics import Metrics
+from aupwatch.streams.ops.metrics import Metrics
 
 __all__ = ["ALERTNAME", "AlertmanagerSink", "to_alertmanager"]
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.errors import AupwatchError
-from streams import replay as replay_mod
-from streams.config import AppConfig, load_config
+from aupwatch.errors import AupwatchError
+from aupwatch.streams.config import AppConfig, load_config
+from aupwatch.streams.replay import replay as replay_mod
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -70,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--quiet", action="store_true", help="no summary on stderr")
     rp.set_defaults(func=cmd_replay)
     try:
-        from streams.worker_cli import add_replay_options
+        from aupwatch.streams.worker.commands import add_replay_options
     except ImportError:
         pass
     else:
         add_replay_options(rp)
 
     try:
-        from streams import generator
+        from aupwatch.streams.generator import command as generator
     except ImportError:  # the generator is optional for a stripped install
         generator = None  # type: ignore[assignment]
     if generator is not None:
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_stream_commands(sub: Any) -> None:
     try:
-        from streams import worker_cli
+        from aupwatch.streams.worker import commands as worker_cli
     except ImportError:
         return
     worker_cli.register(sub, _common)
@@ -98,7 +98,7 @@ def _register_stream_commands(sub: Any) -> None:
 def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch replay``."""
     if getattr(args, "to_kafka", False):
-        from streams.worker_cli import replay_to_kafka
+        from aupwatch.streams.worker.commands import replay_to_kafka
 
         return replay_to_kafka(args, config)
     metrics = None
@@ -106,7 +106,7 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     if args.metrics_port is not None:
         from prometheus_client import CollectorRegistry
 
-        from streams.metrics import Metrics
+        from aupwatch.streams.ops.metrics import Metrics
 
         metrics = Metrics(CollectorRegistry())
         server = metrics.serve(args.metrics_port)

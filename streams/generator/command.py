@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from .generator_background import background
-from .generator_entities import parse_rfc3339_ms
-from .generator_inject import Injector
-from .generator_world import World
+from aupwatch.streams.generator.background import background
+from aupwatch.streams.generator.entities import parse_rfc3339_ms
+from aupwatch.streams.generator.inject import Injector
+from aupwatch.streams.generator.world import World
 
 __all__ = ["Generated", "GeneratorConfig", "generate", "register", "run", "write"]
 
@@ -170,7 +170,7 @@ def generate(cfg: GeneratorConfig) -> Generated:
 
 
 def _ts_of(line: bytes) -> int:
-    return parse_rfc3339_ms(orjson.loads(line)["ts"])
+    return int(parse_rfc3339_ms(orjson.loads(line)["ts"]))
 
 
 def _malform(rng: Random, line: bytes, kind: str, eid: str) -> tuple[bytes, int]:

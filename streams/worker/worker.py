@@ -19,15 +19,20 @@ import faust
 import orjson
 from faust.types import TP
 
-from detectors.engine import NEVER, Output
-from detectors.pipeline import DETECTOR_OF_PREFIX, route
-from schemas.decode import decode_line
-from schemas.errors import BadRecord
-from streams.config import AppConfig
-from streams.faust_app import PartitionWriter, StateTable, faust_settings, topic_names
-from streams.inputs import InputPartitions
-from streams.kafka_io import first_offset_from
-from streams.stages import (
+from aupwatch.detectors.engine import NEVER, Output
+from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, route
+from aupwatch.schemas.decode import decode_line
+from aupwatch.schemas.errors import BadRecord
+from aupwatch.streams.config import AppConfig
+from aupwatch.streams.kafka_io import first_offset_from
+from aupwatch.streams.worker.faust_app import (
+    PartitionWriter,
+    StateTable,
+    faust_settings,
+    topic_names,
+)
+from aupwatch.streams.worker.inputs import InputPartitions
+from aupwatch.streams.worker.stages import (
     SEEK,
     TAKE,
     Offsets,
@@ -47,7 +52,7 @@ class Worker:
         config: Application config.
         input_partitions: Partition count of the input topic (markers are expected from
             every one).
-        metrics: Optional ``streams.metrics.Metrics``.
+        metrics: Optional ``aupwatch.streams.ops.metrics.Metrics``.
         sink: Optional Alertmanager sink with ``submit(alert)``.
     """
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from detectors.config import DetectorConfig
-from detectors.engine import NEVER, Entry, Output, Shard
-from detectors.pipeline import stage_operators
-from detectors.watermarks import UpstreamWatermarks
-from streams.seen_log import CHUNK, SeenLog
+from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.engine import NEVER, Entry, Output, Shard
+from aupwatch.detectors.pipeline import stage_operators
+from aupwatch.detectors.watermarks import UpstreamWatermarks
+from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
 
 
 def frontier_key(partition: int) -> str:
@@ -89,7 +89,7 @@ class Stage:
         partitions: Partition count of this stage's topic.
         sources: Names of every upstream partition (markers expected from each).
         data: The stage table's in-memory dict.
-        seen_chunk: Remembered event ids per changelog record (``streams.seen_log``).
+        seen_chunk: Remembered event ids per changelog record (see ``seen_log``).
     """
 
     def __init__(

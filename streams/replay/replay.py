@@ -14,10 +14,11 @@ from typing import IO, Any
 
 import orjson
 
-from detectors.pipeline import Pipeline
-from schemas.decode import decode_line
-from schemas.errors import BadRecord, UsageError
-from streams.config import AppConfig
+from aupwatch.detectors.pipeline import Pipeline
+from aupwatch.errors import UsageError
+from aupwatch.schemas.decode import decode_line
+from aupwatch.schemas.errors import BadRecord
+from aupwatch.streams.config import AppConfig
 
 STEP_EVERY = 4096
 
@@ -87,7 +88,7 @@ class Replay:
         config: The application config.
         on_alert: Called with each alert version as it is emitted.
         on_dead_letter: Called with each dead letter.
-        metrics: Optional ``streams.metrics.Metrics`` to update.
+        metrics: Optional ``aupwatch.streams.ops.metrics.Metrics`` to update.
     """
 
     def __init__(

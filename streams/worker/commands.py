@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from schemas.errors import UsageError
-from schemas.records import parse_ts
-from streams.config import AppConfig
+from aupwatch.errors import UsageError
+from aupwatch.schemas.records import parse_ts
+from aupwatch.streams.config import AppConfig
 
 WORKER_HELP = """\
 Runs one stream worker. Start several with the same --group (and config) to share the
@@ -126,10 +126,10 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     import faust
     from prometheus_client import CollectorRegistry
 
-    from streams.faust_app import topic_names
-    from streams.kafka_io import ensure_topics
-    from streams.metrics import Metrics
-    from streams.worker import Worker
+    from aupwatch.streams.kafka_io import ensure_topics
+    from aupwatch.streams.ops.metrics import Metrics
+    from aupwatch.streams.worker.faust_app import topic_names
+    from aupwatch.streams.worker.worker import Worker
 
     config = _with_kafka(config, args)
     monitor = config.monitor
@@ -145,7 +145,7 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
         metrics.serve(port, monitor.metrics_addr)
     sink = None
     if url:
-        from streams.alertmanager import AlertmanagerSink
+        from aupwatch.streams.ops.alertmanager import AlertmanagerSink
 
         sink = AlertmanagerSink(url, metrics, timeout=monitor.alertmanager_timeout)
     worker = Worker(config, n_input, metrics=metrics, sink=sink)
@@ -166,7 +166,7 @@ def cmd_alerts(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch alerts``."""
     import orjson
 
-    from streams.kafka_io import tail_alerts
+    from aupwatch.streams.kafka_io import tail_alerts
 
     config = _with_kafka(config, args)
     out = sys.stdout.buffer
@@ -213,8 +213,8 @@ def add_replay_options(rp: argparse.ArgumentParser) -> None:
 
 def replay_to_kafka(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch replay --to-kafka``."""
-    from streams.kafka_io import ensure_topics, send_records
-    from streams.replay import Progress, open_input
+    from aupwatch.streams.kafka_io import ensure_topics, send_records
+    from aupwatch.streams.replay.replay import Progress, open_input
 
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")

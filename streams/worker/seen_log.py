@@ -18,7 +18,7 @@ from collections.abc import Iterator, MutableMapping
 from itertools import islice
 from typing import Any
 
-from detectors.engine import Entry
+from aupwatch.detectors.engine import Entry
 
 CHUNK = 512
 PREFIX = "\x00s"  # "\x00" keys are not entries: the shards' stores skip them

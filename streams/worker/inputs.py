@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.watermarks import SourceClock
+from aupwatch.detectors.watermarks import SourceClock
 
 
 class InputPartitions:
