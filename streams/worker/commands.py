@@ -1,16 +1,13 @@
-"""Subcommands that talk to Kafka: ``worker``, ``alerts`` and ``replay --to-kafka``."""
+"""Subcommands that talk to Kafka: ``worker`` and ``alerts``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from aupwatch.errors import UsageError
-from aupwatch.schemas.records import parse_ts
 from aupwatch.streams.config import AppConfig
 
 WORKER_HELP = """\
@@ -176,90 +173,3 @@ def cmd_alerts(args: argparse.Namespace, config: AppConfig) -> int:
             out.flush()
     out.flush()
     return 0
-
-
-def add_replay_options(rp: argparse.ArgumentParser) -> None:
-    """Options of ``aupwatch replay --to-kafka``."""
-    g = rp.add_argument_group("sending to Kafka (--to-kafka)")
-    g.add_argument(
-        "--to-kafka",
-        action="store_true",
-        help="send the records to the input topic instead of running detectors",
-    )
-    g.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]")
-    g.add_argument("--input-topic", metavar="TOPIC")
-    g.add_argument(
-        "--partitions",
-        type=int,
-        metavar="N",
-        help="partitions of the input topic if it must be created",
-    )
-    g.add_argument(
-        "--batch",
-        type=int,
-        default=1,
-        metavar="N",
-        help="records per Kafka message (JSON Lines), default 1",
-    )
-    g.add_argument(
-        "--pace",
-        type=float,
-        metavar="X",
-        help="send at X times real time by event time (default: as fast as possible)",
-    )
-    g.add_argument("--since", metavar="TIME", help="skip records before this RFC 3339 time")
-    g.add_argument("--until", metavar="TIME", help="skip records at or after this time")
-
-
-def replay_to_kafka(args: argparse.Namespace, config: AppConfig) -> int:
-    """Runs ``aupwatch replay --to-kafka``."""
-    from aupwatch.streams.kafka_io import ensure_topics, send_records
-    from aupwatch.streams.replay.replay import Progress, open_input
-
-    if args.batch < 1:
-        raise UsageError("--batch must be at least 1")
-    if args.pace is not None and args.pace <= 0:
-        raise UsageError("--pace must be positive")
-    try:
-        since = parse_ts(args.since) if args.since else None
-        until = parse_ts(args.until) if args.until else None
-    except ValueError as exc:
-        raise UsageError(f"--since/--until: {exc}") from None
-    config = _with_kafka(config, args)
-    topic = config.kafka.input_topic
-    ensure_topics(config, {"input": topic}, input_partitions=args.partitions)
-    read = 0
-
-    def lines() -> Iterator[bytes]:
-        nonlocal read
-        for path in args.files:
-            stream, _ = open_input(path)
-            with stream:
-                for line in stream:
-                    line = line.rstrip(b"\r\n")
-                    if line.strip():
-                        read += 1
-                        yield line
-
-    progress = Progress(None, f"sending to {topic}")
-    start = time.monotonic()
-    sent, skipped = send_records(
-        config,
-        topic,
-        lines(),
-        batch=args.batch,
-        pace=args.pace,
-        since=since,
-        until=until,
-        on_progress=lambda n: progress(n * 300),
-    )
-    progress.done()
-    took = time.monotonic() - start
-    if not args.quiet:
-        print(
-            f"read {read} records, sent {sent} to {topic} "
-            f"({args.batch} per message), skipped by time filter {skipped}, "
-            f"{took:.2f} s ({sent / took if took else 0:,.0f} records/s)",
-            file=sys.stderr,
-        )
-    return 0 if sent + skipped == read else 1
