@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install aupwatch with its dev tools (idempotent)
 
-demo: setup ## Install, then replay the bundled example logs and print the alerts
-	$(BIN)/aupwatch replay examples/sample.jsonl.gz --dead-letters /dev/null
+demo: setup ## Install, then replay the bundled example logs and show the alerts
+	@echo "aupwatch demo: four months of synthetic marketplace API logs (examples/sample.jsonl.gz,"
+	@echo "10,000 records with planted policy breaches and bad lines) run through every detector."
+	@echo
+	@$(BIN)/aupwatch replay examples/sample.jsonl.gz --dead-letters /dev/null
+	@echo
+	@echo "Next: '$(BIN)/aupwatch replay examples/sample.jsonl.gz --alerts alerts.jsonl' for the"
+	@echo "full JSON; '$(BIN)/aupwatch generate --out logs.jsonl.gz --records 100000' for more data;"
+	@echo "'$(BIN)/aupwatch --help' for every command; README.md explains them."
 
 services: setup ## Start the local Kafka broker and install Prometheus/Alertmanager (idempotent)
 	bash deploy/kafka/kafka.sh start

@@ -1,21 +1,22 @@
 """The ``aupwatch replay`` command: its options and both of its paths.
 
 Without ``--to-kafka`` the files run through the detectors in this process and the alerts
-are written as JSON Lines; with it the records go to the input topic for the workers
-(:mod:`aupwatch.streams.replay.to_kafka`).
+are written as JSON Lines (a table when they would go to a terminal); with it the records
+go to the input topic for the workers (:mod:`aupwatch.streams.replay.to_kafka`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aupwatch.streams.config import AppConfig
-from aupwatch.streams.replay import to_kafka
+from aupwatch.streams.replay import table, to_kafka
 from aupwatch.streams.replay.replay import JsonLinesWriter, Progress, Replay
 
 
@@ -35,7 +36,10 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     common(rp)
     rp.add_argument("files", nargs="+", metavar="FILE", help="input files, read in order")
     rp.add_argument(
-        "--alerts", metavar="FILE", default="-", help="where alerts go (default: stdout)"
+        "--alerts",
+        metavar="FILE",
+        default="-",
+        help="where alerts go as JSON Lines (default: stdout; a terminal gets a table instead)",
     )
     rp.add_argument(
         "--dead-letters",
@@ -46,7 +50,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         "--upserts",
         action="store_true",
         help="write every alert version as it is emitted (like the alerts topic) "
-        "instead of the final version of each alert at the end",
+        "instead of the final version of each alert at the end (always JSON Lines)",
     )
     rp.add_argument(
         "--metrics-port",
@@ -81,7 +85,9 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
 
         metrics = Metrics(CollectorRegistry())
         server = metrics.serve(args.metrics_port)
-    alerts_out = JsonLinesWriter(args.alerts)
+    # a person at a terminal gets a table; files and pipes get the JSON Lines unchanged
+    as_table = args.alerts == "-" and not args.upserts and sys.stdout.isatty()
+    alerts_out = JsonLinesWriter(None if as_table else args.alerts)
     dead_out = JsonLinesWriter(args.dead_letters)
     on_alert = alerts_out.write if args.upserts else (lambda alert: None)
     rep = Replay(config, on_alert, dead_out.write, metrics)
@@ -93,7 +99,11 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
             rep.feed_file(path, progress)
             progress.done()
         final = rep.finish()
-        if not args.upserts:
+        if as_table:
+            width = shutil.get_terminal_size().columns
+            sys.stdout.write(table.render(final, width))
+            sys.stdout.flush()
+        elif not args.upserts:
             for alert in sorted(final, key=lambda a: (a["ts"], a["alert_id"])):
                 alerts_out.write(alert)
     finally:

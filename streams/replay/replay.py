@@ -277,7 +277,7 @@ class Progress:
         sys.stderr.flush()
 
     def done(self) -> None:
-        """Ends the progress line."""
-        if self.enabled:
-            sys.stderr.write("\n")
+        """Erases the progress line, so that what follows starts on a clean line."""
+        if self.enabled and self._last:
+            sys.stderr.write("\r\033[K")
             sys.stderr.flush()
