@@ -1,4 +1,8 @@
-"""Occurrences and the aggregator that folds them into deduplicated, upserted alerts."""
+"""The aggregators that fold occurrences into deduplicated, upserted alerts.
+
+Clauses, severities and summaries come from the detector declarations (the registry);
+severity overrides from the config.
+"""
 
 from __future__ import annotations
 
@@ -8,94 +12,12 @@ from typing import Any
 import orjson
 
 from aupwatch.detectors.config import DetectorConfig
+from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.engine import Item, Output, State
+from aupwatch.detectors.registry import CLAUSES, SEVERITY, SUMMARY
 from aupwatch.schemas.records import format_ts
 
-SEP = "\x1f"
-CLAUSES = {
-    "unauthorized_seller_access": "Only act on behalf of Sellers that have granted you "
-    "permission through third-party authorization.",
-    "throttle_circumvention": "Do not attempt to circumvent throttling quotas through the "
-    "creation of multiple Developer accounts within the same region.",
-    "cross_seller_disclosure": "Do not disclose information, individually labeled or "
-    "aggregated, obtained through Marketplace APIs on behalf of a Seller to other "
-    "Application users or any outside parties.",
-    "dormant_key": "Keys that do not make a successful call in 90 days will be deleted.",
-}
-SEVERITY = {
-    ("unauthorized_seller_access", "no_grant"): "high",
-    ("unauthorized_seller_access", "revoked"): "high",
-    ("unauthorized_seller_access", "expired"): "medium",
-    ("unauthorized_seller_access", "missing_role"): "high",
-    ("throttle_circumvention", "shared_quota"): "medium",
-    ("cross_seller_disclosure", "other_seller"): "critical",
-    ("cross_seller_disclosure", "external_party"): "critical",
-    ("dormant_key", "dormant_warning"): "low",
-    ("dormant_key", "dormant"): "low",
-    ("dormant_key", "reactivated"): "medium",
-    ("dormant_key", "revoked_key_used"): "high",
-}
-_SUMMARY = {
-    "no_grant": "App {app_id} called the API for seller {seller_id}, who never authorized it",
-    "revoked": "App {app_id} called the API for seller {seller_id} after its authorization "
-    "was revoked",
-    "expired": "App {app_id} called the API for seller {seller_id} after its authorization expired",
-    "missing_role": "App {app_id} called a restricted operation for seller {seller_id} "
-    "without the role it needs",
-    "shared_quota": "Linked developer accounts {developer_ids} together exceeded the "
-    "{operation} quota of seller {seller_id} in {region}",
-    "other_seller": "App {app_id} showed data of seller {owner_seller_id} to a user of "
-    "seller {viewer_seller_id}",
-    "external_party": "App {app_id} disclosed data of seller {owner_seller_id} to outside "
-    "party {viewer_id}",
-    "dormant_warning": "Key {key_id} of {developer_id} has made no successful call for "
-    "{idle_days} days",
-    "dormant": "Key {key_id} of {developer_id} is dormant: no successful call for {idle_days} days",
-    "reactivated": "Dormant key {key_id} of {developer_id} was used again",
-    "revoked_key_used": "Key {key_id} of {developer_id} was used after it was revoked or deleted",
-}
-
-
-def occur(
-    out: Output,
-    item: Item,
-    detector: str,
-    reason: str,
-    subject: dict[str, Any],
-    *,
-    oid: str,
-    first_seen: int | None = None,
-    evidence: dict[str, Any] | None = None,
-    counters: dict[str, int] | None = None,
-    distinct: dict[str, str | None] | None = None,
-    ts: int | None = None,
-) -> None:
-    """Emits one breach occurrence towards the aggregator.
-
-    Args:
-        out: Where the occurrence goes.
-        item: The item being decided (gives time, rank and source event id).
-        detector: Detector name.
-        reason: Reason code.
-        subject: The alert subject (ids only).
-        oid: Id of this occurrence, unique for the subject (e.g. the event id).
-        first_seen: Earliest evidence time, default the occurrence time.
-        evidence: Detector evidence; the latest occurrence's evidence wins.
-        counters: Numbers summed over the alert's occurrences.
-        distinct: Values whose distinct count and sample the alert keeps.
-        ts: Occurrence time, default the item's time.
-    """
-    at = item[0] if ts is None else ts
-    subj = orjson.dumps(subject, option=orjson.OPT_SORT_KEYS).decode()
-    key = f"A{SEP}{detector}{SEP}{reason}{SEP}{subj}"
-    payload = {
-        "f": at if first_seen is None else first_seen,
-        "e": evidence or {},
-        "c": counters or {},
-        "u": {k: v for k, v in (distinct or {}).items() if v is not None},
-        "ev": item[2] if item[1] >= 0 else None,  # timers have no source event
-    }
-    out.occurrences.append((at, item[1], oid, key, payload, item[5]))
+__all__ = ["SEP", "AlertAggregator", "SuppressedAggregator", "alert_id"]
 
 
 def alert_id(detector: str, reason: str, subject_json: str, ts: int) -> str:
@@ -116,6 +38,7 @@ class AlertAggregator:
     def __init__(self, config: DetectorConfig) -> None:
         self.window = config.dedup_window
         self.sample = config.sample_size
+        self.severity = {k: v.value for k, v in {**SEVERITY, **config.severity}.items()}
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Opens or folds into the alert of this key and emits its new version."""
@@ -150,9 +73,13 @@ class AlertAggregator:
             and occ["ev"] not in state["ev"]
         ):
             state["ev"].append(occ["ev"])
+        self.emit(key, state, occ, out, origin)
+        return state
+
+    def emit(self, key: str, state: State, occ: Any, out: Output, origin: int) -> None:
+        """Sends the alert's new version out."""
         out.alerts.append(self.render(key, state))
         out.origins.append(origin)
-        return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """The dedup window is over: the alert is final and its state is dropped."""
@@ -172,14 +99,14 @@ class AlertAggregator:
         if isinstance(fields.get("developer_ids"), list):
             fields["developer_ids"] = ", ".join(fields["developer_ids"])
         try:
-            summary = _SUMMARY[reason].format_map(fields)
+            summary = SUMMARY[(detector, reason)].format_map(fields)
         except KeyError:
             summary = f"{detector}: {reason}"
         return {
             "alert_id": state["id"],
             "detector": detector,
             "reason": reason,
-            "severity": SEVERITY.get((detector, reason), "medium"),
+            "severity": self.severity.get((detector, reason), "medium"),
             "clause": CLAUSES.get(detector, ""),
             "ts": format_ts(state["ts"]),
             "first_seen": format_ts(state["first"]),
@@ -189,3 +116,28 @@ class AlertAggregator:
             "summary": summary,
             "evidence": evidence,
         }
+
+
+class SuppressedAggregator(AlertAggregator):
+    """Folds excepted occurrences (prefix ``S``) into the alerts they would have been.
+
+    Each version goes to ``Output.suppressed`` with the note of the matching exception
+    (``note``) and its config key (``exception``); nothing goes to the alerts.
+
+    Args:
+        config: Gives ``dedup_window``, ``sample_size`` and the exceptions.
+    """
+
+    prefix = "S"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.rules = {r.index: r for r in config.exceptions}
+
+    def emit(self, key: str, state: State, occ: Any, out: Output, origin: int) -> None:
+        """Sends the suppressed alert's new version out, with its exception."""
+        alert = self.render(key, state)
+        rule = self.rules.get(occ.get("x", -1))
+        alert["note"] = rule.note if rule is not None else None
+        alert["exception"] = rule.name if rule is not None else None
+        out.suppressed.append(alert)

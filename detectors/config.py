@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from aupwatch.detectors.declare import Severity
+from aupwatch.detectors.tuning import ExceptionRule, parse_tuning
 from aupwatch.errors import ConfigError
 
 US_PER_S = 1_000_000
@@ -100,6 +102,12 @@ class DetectorConfig:
     dormant_after: int = 90 * 86_400 * US_PER_S
     warn_after: int = 60 * 86_400 * US_PER_S
     sample_size: int = 10
+    # tuning: switched-off detectors, severity overrides, exceptions (see tuning.py)
+    disabled: frozenset[str] = frozenset()
+    severity: Mapping[tuple[str, str], Severity] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    exceptions: tuple[ExceptionRule, ...] = ()
 
     def plan_for(self, operation: str) -> Plan:
         """Returns the usage plan of an operation, or the default plan."""
@@ -111,7 +119,8 @@ class DetectorConfig:
 
         Args:
             data: The parsed TOML document (only the detector tables are read:
-                ``time``, ``alerts``, ``roles``, ``throttle``, ``dormant``).
+                ``time``, ``alerts``, ``roles``, ``throttle``, ``dormant``, ``detectors``,
+                ``exceptions``).
 
         Returns:
             The settings, defaults filled in.
@@ -163,6 +172,13 @@ class DetectorConfig:
         for key in ("dormant_after", "warn_after"):
             if key in dormant:
                 out[key] = parse_duration(dormant[key], f"dormant.{key}")
+        # the registry imports every detector module, which import this one: load it late
+        from aupwatch.detectors.registry import CATALOG
+
+        tuning = parse_tuning(data, CATALOG)
+        out["disabled"] = tuning.disabled
+        out["severity"] = tuning.severity
+        out["exceptions"] = tuning.exceptions
         cfg = cls(**{**{f: getattr(base, f) for f in cls.__dataclass_fields__}, **out})
         if cfg.warn_after and cfg.warn_after >= cfg.dormant_after:
             raise ConfigError(

@@ -6,16 +6,29 @@ within the app (each with the time it was first fetched for them).
 
 from __future__ import annotations
 
-from aupwatch.detectors.alerts import SEP, occur
-from aupwatch.detectors.engine import Item, Output, State
+from typing import TYPE_CHECKING
+
+from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "cross_seller_disclosure"
 
 
 class Disclosure:
-    """Records ownership from successful calls and judges each disclosed resource."""
+    """Records ownership from successful calls and judges each disclosed resource.
+
+    Args:
+        config: Gives the exceptions.
+    """
 
     prefix = "O"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.occur = Emitter(config, NAME)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds an owner (``c``) or judges a data access (``a``)."""
@@ -40,10 +53,9 @@ class Disclosure:
             reason, viewer = "external_party", {"viewer_id": viewer_id}
         _, app, resource = key.split(SEP, 2)
         for owner in sorted(owners):
-            occur(
+            self.occur(
                 out,
                 item,
-                NAME,
                 reason,
                 {"app_id": app, "owner_seller_id": owner, "viewer_type": viewer_type, **viewer},
                 oid=f"{item[2]}{SEP}{resource}",
@@ -55,3 +67,35 @@ class Disclosure:
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Never called: ownership is kept without timers."""
         return state
+
+
+DETECTOR = Detector(
+    name=NAME,
+    clause="Do not disclose information, individually labeled or aggregated, obtained "
+    "through Marketplace APIs on behalf of a Seller to other Application users or any "
+    "outside parties.",
+    reasons=(
+        Reason(
+            "other_seller",
+            Severity.CRITICAL,
+            "App {app_id} showed data of seller {owner_seller_id} to a user of seller "
+            "{viewer_seller_id}",
+            ("app_id", "owner_seller_id", "viewer_type", "viewer_seller_id"),
+        ),
+        Reason(
+            "external_party",
+            Severity.CRITICAL,
+            "App {app_id} disclosed data of seller {owner_seller_id} to outside party {viewer_id}",
+            ("app_id", "owner_seller_id", "viewer_type", "viewer_id"),
+        ),
+    ),
+    steps=(
+        Step(
+            "O",
+            "detect",
+            key=("app_id", "resource_id"),
+            inputs=("api_call", "data_access"),
+            build=Disclosure,
+        ),
+    ),
+)

@@ -6,10 +6,15 @@ the clock, and a timer that fires early re-arms itself at the real due time.
 
 from __future__ import annotations
 
-from aupwatch.detectors.alerts import SEP, occur
-from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import Item, Output, State
+from typing import TYPE_CHECKING
+
+from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
 from aupwatch.schemas.records import format_ts
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "dormant_key"
 _DAY = 86_400_000_000
@@ -27,6 +32,7 @@ class Dormant:
     def __init__(self, config: DetectorConfig) -> None:
         self.after = config.dormant_after
         self.warn = config.warn_after
+        self.occur = Emitter(config, NAME)
 
     def _due(self, state: State) -> int | None:
         if state["st"] != "active":
@@ -137,13 +143,47 @@ class Dormant:
         }
         if status is not None:
             evidence["status"] = status
-        occur(
+        self.occur(
             out,
             item,
-            NAME,
             reason,
             {"key_id": key.split(SEP, 1)[1], "developer_id": state["dev"]},
             oid=item[2],
             first_seen=state["clock"] if status is None else item[0],
             evidence=evidence,
         )
+
+
+_KEY_SUBJECT = ("key_id", "developer_id")
+DETECTOR = Detector(
+    name=NAME,
+    clause="Keys that do not make a successful call in 90 days will be deleted.",
+    reasons=(
+        Reason(
+            "dormant_warning",
+            Severity.LOW,
+            "Key {key_id} of {developer_id} has made no successful call for {idle_days} days",
+            _KEY_SUBJECT,
+        ),
+        Reason(
+            "dormant",
+            Severity.LOW,
+            "Key {key_id} of {developer_id} is dormant: no successful call for {idle_days} days",
+            _KEY_SUBJECT,
+        ),
+        Reason(
+            "reactivated",
+            Severity.MEDIUM,
+            "Dormant key {key_id} of {developer_id} was used again",
+            _KEY_SUBJECT,
+        ),
+        Reason(
+            "revoked_key_used",
+            Severity.HIGH,
+            "Key {key_id} of {developer_id} was used after it was revoked or deleted",
+            _KEY_SUBJECT,
+        ),
+    ),
+    steps=(Step("D", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=Dormant),),
+    settings=("dormant.dormant_after", "dormant.warn_after"),
+)

@@ -16,9 +16,10 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import compress, count, islice, repeat
 from operator import gt, itemgetter, le
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aupwatch.detectors.config import DetectorConfig
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
 
 # An item: (ts, rank, event_id, state key, payload, origin). The state key starts with the
 # operator's one-letter prefix; origin is the wall-clock ms at which the source record was
@@ -43,6 +44,8 @@ class Output:
     forwards: list[Item] = field(default_factory=list)
     occurrences: list[Item] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # versions of excepted alerts (each with its exception's note); no origins kept
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
     unowned: int = 0
     duplicates: int = 0

@@ -11,24 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aupwatch.detectors.alerts import SEP, AlertAggregator
+from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.disclosure import Disclosure
-from aupwatch.detectors.dormant import Dormant
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
-from aupwatch.detectors.throttle import Links, SharedQuota
-from aupwatch.detectors.unauthorized import Unauthorized
+from aupwatch.detectors.registry import PREFIXES, detector_operators
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
 STAGES = ("detect", "throttle", "alerts")
-DETECTOR_OF_PREFIX = {
-    "U": "unauthorized_seller_access",
-    "L": "throttle_circumvention",
-    "T": "throttle_circumvention",
-    "O": "cross_seller_disclosure",
-    "D": "dormant_key",
-    "A": "alerts",
-}
+# state-key prefix -> detector name (``alerts`` for the aggregators), from the registry
+DETECTOR_OF_PREFIX: dict[str, str] = dict(PREFIXES)
 
 
 def route(rec: Record, origin: int = 0) -> list[Item]:
@@ -108,14 +99,12 @@ def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:
-    """The operators of one stage."""
-    if stage == "detect":
-        return [Unauthorized(config), Links(config), Disclosure(), Dormant(config)]
-    if stage == "throttle":
-        return [SharedQuota(config)]
+    """The operators of one stage (detector steps as declared, or the aggregators)."""
     if stage == "alerts":
-        return [AlertAggregator(config)]
-    raise ValueError(f"unknown stage {stage!r}")
+        return [AlertAggregator(config), SuppressedAggregator(config)]
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    return detector_operators(stage, config)
 
 
 @dataclass(slots=True)
@@ -128,6 +117,8 @@ class Stats:
     alerts_new: int = 0
     alert_versions: int = 0
     by_detector: dict[str, int] = field(default_factory=dict)
+    # excepted occurrences by (detector, reason)
+    suppressed: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -148,6 +139,7 @@ class Pipeline:
         self.pending: list[Item] = []
         self.stats = Stats()
         self._seen_alerts: set[str] = set()
+        self.suppressed: list[dict[str, Any]] = []
 
     @property
     def watermark(self) -> int:
@@ -168,6 +160,8 @@ class Pipeline:
 
     def step(self, final: bool = False) -> list[dict[str, Any]]:
         """Moves queued items through every stage up to the watermark.
+
+        Versions of suppressed alerts are kept in ``self.suppressed`` until taken.
 
         Args:
             final: End of input: flush the watermark to the largest event time seen.
@@ -196,7 +190,18 @@ class Pipeline:
                 self.stats.alerts_new += 1
                 det = alert["detector"]
                 self.stats.by_detector[det] = self.stats.by_detector.get(det, 0) + 1
+        if out.suppressed:
+            counts = self.stats.suppressed
+            for alert in out.suppressed:  # one version per excepted occurrence
+                pair = (alert["detector"], alert["reason"])
+                counts[pair] = counts.get(pair, 0) + 1
+            self.suppressed.extend(out.suppressed)
         return out.alerts
+
+    def take_suppressed(self) -> list[dict[str, Any]]:
+        """Returns and forgets the suppressed alert versions emitted so far."""
+        taken, self.suppressed = self.suppressed, []
+        return taken
 
     def state_sizes(self) -> dict[str, int]:
         """Stored keys per detector, over all stages."""

@@ -9,11 +9,14 @@ runs the group's calls through one token bucket.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aupwatch.detectors.alerts import SEP, occur
-from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import Item, Output, State
+from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "throttle_circumvention"
 _US = 1_000_000
@@ -81,6 +84,7 @@ class SharedQuota:
         self.window = config.throttle_window
         self.min_excess = config.min_excess_calls
         self.keep = max(self.horizon, self.window)
+        self.occur = Emitter(config, NAME)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds the call's links, then charges the call to its group's bucket."""
@@ -128,10 +132,9 @@ class SharedQuota:
         g["excess"] = [t for t in g["excess"] if t > since]
         g["excess"].append(ts)
         if len(g["excess"]) >= self.min_excess:
-            occur(
+            self.occur(
                 out,
                 item,
-                NAME,
                 "shared_quota",
                 {
                     "region": region,
@@ -196,3 +199,37 @@ class SharedQuota:
 
 def _pair(a: str, b: str) -> str:
     return f"{a}{SEP}{b}" if a < b else f"{b}{SEP}{a}"
+
+
+DETECTOR = Detector(
+    name=NAME,
+    clause="Do not attempt to circumvent throttling quotas through the creation of multiple "
+    "Developer accounts within the same region.",
+    reasons=(
+        Reason(
+            "shared_quota",
+            Severity.MEDIUM,
+            "Linked developer accounts {developer_ids} together exceeded the {operation} "
+            "quota of seller {seller_id} in {region}",
+            ("region", "seller_id", "operation", "developer_ids"),
+        ),
+    ),
+    steps=(
+        Step("L", "detect", key=("source_ip",), inputs=("api_call",), build=Links),
+        Step(
+            "T",
+            "throttle",
+            key=("region", "seller_id", "operation"),
+            inputs=("forward:L",),
+            build=SharedQuota,
+        ),
+    ),
+    settings=(
+        "throttle.link_horizon",
+        "throttle.window",
+        "throttle.min_excess_calls",
+        "throttle.plans",
+        "throttle.default_plan",
+    ),
+    list_fields=frozenset({"developer_ids"}),
+)

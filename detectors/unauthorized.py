@@ -5,9 +5,14 @@ State key ``U|app|seller``; the state is the latest authorization in event order
 
 from __future__ import annotations
 
-from aupwatch.detectors.alerts import SEP, occur
-from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import Item, Output, State
+from typing import TYPE_CHECKING
+
+from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "unauthorized_seller_access"
 
@@ -16,13 +21,14 @@ class Unauthorized:
     """Judges each api_call against the grant of (app, seller) active at its time.
 
     Args:
-        config: Gives the restricted-role catalog.
+        config: Gives the restricted-role catalog and the exceptions.
     """
 
     prefix = "U"
 
     def __init__(self, config: DetectorConfig) -> None:
         self.roles = dict(config.roles)  # a plain dict: faster to read than the proxy
+        self.occur = Emitter(config, NAME)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies an authorization (``g``/``r``) or judges a call (``c``)."""
@@ -45,10 +51,9 @@ class Unauthorized:
             return state
         _, developer, operation, status = payload
         _, app, seller = key.split(SEP)
-        occur(
+        self.occur(
             out,
             item,
-            NAME,
             reason,
             {"app_id": app, "seller_id": seller, "developer_id": developer},
             oid=item[2],
@@ -61,3 +66,49 @@ class Unauthorized:
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Never called: this detector sets no timers."""
         return state
+
+
+_CALL_SUBJECT = ("app_id", "seller_id", "developer_id")
+DETECTOR = Detector(
+    name=NAME,
+    clause="Only act on behalf of Sellers that have granted you permission through "
+    "third-party authorization.",
+    reasons=(
+        Reason(
+            "no_grant",
+            Severity.HIGH,
+            "App {app_id} called the API for seller {seller_id}, who never authorized it",
+            _CALL_SUBJECT,
+        ),
+        Reason(
+            "revoked",
+            Severity.HIGH,
+            "App {app_id} called the API for seller {seller_id} after its authorization "
+            "was revoked",
+            _CALL_SUBJECT,
+        ),
+        Reason(
+            "expired",
+            Severity.MEDIUM,
+            "App {app_id} called the API for seller {seller_id} after its authorization expired",
+            _CALL_SUBJECT,
+        ),
+        Reason(
+            "missing_role",
+            Severity.HIGH,
+            "App {app_id} called a restricted operation for seller {seller_id} without the "
+            "role it needs",
+            _CALL_SUBJECT,
+        ),
+    ),
+    steps=(
+        Step(
+            "U",
+            "detect",
+            key=("app_id", "seller_id"),
+            inputs=("authorization", "api_call"),
+            build=Unauthorized,
+        ),
+    ),
+    settings=("roles",),
+)

@@ -19,7 +19,7 @@ from aupwatch.errors import ConfigError
 from aupwatch.schemas.decode import DEFAULT_MAX_RECORD_BYTES
 
 ENV_PREFIX = "AUPWATCH_"
-DETECTOR_TABLES = ("time", "alerts", "roles", "throttle", "dormant")
+DETECTOR_TABLES = ("time", "alerts", "roles", "throttle", "dormant", "detectors", "exceptions")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aupwatch.detectors.registry import reason_severities
 from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
 
 __all__ = [
@@ -68,23 +69,8 @@ DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
 ALERT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 """Severities of the alert contract."""
 
-DETECTOR_REASONS: dict[str, dict[str, str]] = {
-    "unauthorized_seller_access": {
-        "no_grant": "high",
-        "revoked": "high",
-        "expired": "medium",
-        "missing_role": "high",
-    },
-    "throttle_circumvention": {"shared_quota": "medium"},
-    "cross_seller_disclosure": {"other_seller": "critical", "external_party": "critical"},
-    "dormant_key": {
-        "dormant_warning": "low",
-        "dormant": "low",
-        "reactivated": "medium",
-        "revoked_key_used": "high",
-    },
-}
-"""Detectors, their reason codes and default severities (docs/semantics.md).
+DETECTOR_REASONS: dict[str, dict[str, str]] = reason_severities()
+"""Detectors, their reason codes and default severities (from the detector registry).
 
 The only values :meth:`Metrics.alert` accepts; their series are created at zero on start
 so that ``increase()`` sees the first alert.

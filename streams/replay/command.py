@@ -59,6 +59,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         metavar="PORT",
         help="serve Prometheus metrics on this port while replaying",
     )
+    rp.add_argument(
+        "--suppressed",
+        metavar="FILE",
+        help="where alerts excepted by [[exceptions]] go, each with the note that matched "
+        "(default: counted only)",
+    )
     rp.add_argument("--quiet", action="store_true", help="no summary on stderr")
     to_kafka.add_options(rp)
     rp.set_defaults(func=cmd_replay)
@@ -89,6 +95,7 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
     as_table = args.alerts == "-" and not args.upserts and sys.stdout.isatty()
     alerts_out = JsonLinesWriter(None if as_table else args.alerts)
     dead_out = JsonLinesWriter(args.dead_letters)
+    suppressed_out = JsonLinesWriter(args.suppressed)
     on_alert = alerts_out.write if args.upserts else (lambda alert: None)
     rep = Replay(config, on_alert, dead_out.write, metrics)
     start = time.monotonic()
@@ -106,9 +113,12 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
         elif not args.upserts:
             for alert in sorted(final, key=lambda a: (a["ts"], a["alert_id"])):
                 alerts_out.write(alert)
+        for alert in sorted(rep.suppressed.values(), key=lambda a: (a["ts"], a["alert_id"])):
+            suppressed_out.write(alert)
     finally:
         alerts_out.close()
         dead_out.close()
+        suppressed_out.close()
         if server is not None:
             server.shutdown()
             server.server_close()

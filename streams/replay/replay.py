@@ -36,6 +36,8 @@ class Summary:
     unowned: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     alert_versions: int = 0
+    # excepted occurrences by "detector/reason"
+    suppressed: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def render(self) -> str:
@@ -51,6 +53,8 @@ class Summary:
             f"alerts: {sum(self.alerts.values())}"
             + (" (" + _fmt(self.alerts) + ")" if self.alerts else "")
             + f", versions emitted: {self.alert_versions}",
+            f"suppressed by exceptions: {sum(self.suppressed.values())}"
+            + (" (" + _fmt(self.suppressed) + ")" if self.suppressed else ""),
         ]
         return "\n".join(lines)
 
@@ -105,6 +109,8 @@ class Replay:
         self.metrics = metrics
         self.summary = Summary()
         self.latest: dict[str, dict[str, Any]] = {}
+        # final version of each suppressed alert (with its exception's note)
+        self.suppressed: dict[str, dict[str, Any]] = {}
         self._since_step = 0
 
     def lines(
@@ -176,6 +182,7 @@ class Replay:
         self.summary.late = stats.late
         self.summary.duplicates = stats.duplicates
         self.summary.unowned = stats.unowned
+        self.summary.suppressed = Counter({f"{d}/{r}": n for (d, r), n in stats.suppressed.items()})
         return list(self.latest.values())
 
     def _step(self, final: bool) -> None:
@@ -189,6 +196,8 @@ class Replay:
             if self.metrics is not None:
                 self.metrics.alert(alert["detector"], alert["reason"], alert["severity"], new)
             self.on_alert(alert)
+        for alert in self.pipeline.take_suppressed():
+            self.suppressed[alert["alert_id"]] = alert
         if self.metrics is not None:
             for detector, n in self.pipeline.state_sizes().items():
                 self.metrics.set_state_keys(detector, n)
