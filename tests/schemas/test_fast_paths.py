@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aupwatch.schemas import records
-from aupwatch.schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, build, parse_ts
+from aupwatch.schemas import times
+from aupwatch.schemas.records import ApiCall, Authorization, DataAccess, KeyEvent, build
+from aupwatch.schemas.times import parse_ts
 
 # near-valid timestamps: every part can be valid, off by one, or garbage
 texts = st.builds(
@@ -34,9 +35,9 @@ def _outcome(text: str) -> Any:
 
 
 def _cold(text: str) -> Any:
-    records._hour_cache.clear()
-    records._tail_cache.clear()
-    records._day_cache.clear()
+    times._hour_cache.clear()
+    times._tail_cache.clear()
+    times._day_cache.clear()
     return _outcome(text)
 
 
