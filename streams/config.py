@@ -51,6 +51,7 @@ class WorkerSettings:
     producer_linger: float = 0.01
     checkpoint_interval: float = 2.0
     idle_timeout: float = 10.0
+    replay_timeout: float = 60.0
     internal_batch: int = 2000
     seen_chunk: int = 512
     data_dir: str = "var/worker"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -14,7 +15,11 @@ import orjson
 
 from aupwatch.errors import AupwatchError
 from aupwatch.schemas.records import parse_ts
+from aupwatch.streams import markers
 from aupwatch.streams.config import AppConfig, KafkaSettings
+
+# records between two marks of a replay producer (one mark message per input partition)
+MARK_EVERY = 2000
 
 
 def client_settings(k: KafkaSettings) -> dict[str, Any]:
@@ -78,7 +83,10 @@ def first_offset_from(
 
 
 def ensure_topics(
-    config: AppConfig, names: dict[str, str], input_partitions: int | None = None
+    config: AppConfig,
+    names: dict[str, str],
+    input_partitions: int | None = None,
+    changelogs: tuple[str, ...] = (),
 ) -> int:
     """Creates missing topics and returns the input topic's partition count.
 
@@ -87,6 +95,8 @@ def ensure_topics(
         names: Topic names by role (``aupwatch.streams.worker.faust_app.topic_names``).
         input_partitions: Partitions for the input topic when it must be created
             (default ``kafka.partitions``).
+        changelogs: State changelog topics, created compacted before any worker
+            subscribes (a worker that finds one missing waits on it).
 
     Returns:
         The input topic's partition count.
@@ -116,19 +126,25 @@ def ensure_topics(
             parts = (input_partitions or k.partitions) if role == "input" else k.partitions
             configs = {"cleanup.policy": "compact"} if role == "alerts" else {}
             wanted.append(NewTopic(name, parts, k.replication_factor, topic_configs=configs))
+        for name in changelogs:
+            if name not in existing:
+                compact = {"cleanup.policy": "compact"}
+                wanted.append(
+                    NewTopic(name, k.partitions, k.replication_factor, topic_configs=compact)
+                )
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
         meta = {
             t.get("topic", t.get("name")): len(t["partitions"])
-            for t in admin.describe_topics(list(names.values()))
+            for t in admin.describe_topics([*names.values(), *changelogs])
         }
-        for role in [r for r in ("detect", "throttle", "alerts-in") if r in names]:
-            if meta.get(names[role], k.partitions) != k.partitions:
+        internal = [names[r] for r in ("detect", "throttle", "alerts-in") if r in names]
+        for name in [*internal, *changelogs]:
+            if meta.get(name, k.partitions) != k.partitions:
                 raise AupwatchError(
-                    f"internal topic has {meta[names[role]]} partitions, config says "
-                    f"{k.partitions}",
-                    topic=names[role],
+                    f"internal topic has {meta[name]} partitions, config says {k.partitions}",
+                    topic=name,
                 )
         return meta[names["input"]]
     finally:
@@ -198,6 +214,9 @@ def send_records(
     sent = skipped = 0
     start_wall = time.monotonic()
     start_ts: int | None = None
+    producer_id = uuid.uuid4().hex
+    max_ts: int | None = None
+    marked_at = (0, time.monotonic())  # (records sent, when) at the last mark
 
     def flush(p: int) -> None:
         nonlocal sent
@@ -206,7 +225,22 @@ def send_records(
             producer.send(topic, value=b"\n".join(buf), partition=p)
             sent += len(buf)
 
+    def mark(kind: str) -> None:
+        nonlocal marked_at
+        for p in list(buffers):
+            flush(p)  # a mark follows every record sent before it
+        value, headers = markers.encode(markers.Marker(kind, producer_id, max_ts))
+        for p in sorted(parts):
+            producer.send(topic, value=value, partition=p, headers=headers)
+        marked_at = (sent, time.monotonic())
+
+    def due() -> bool:
+        return sent - marked_at[0] >= MARK_EVERY or time.monotonic() - marked_at[1] >= 1.0
+
+    ended = False
     try:
+        mark(markers.BEGIN)
+        producer.flush()  # every begin marker is in its partition before any record
         for line in lines:
             key, ts = record_key(line)
             if ts and ((since is not None and ts < since) or (until is not None and ts >= until)):
@@ -215,10 +249,10 @@ def send_records(
             if pace and ts:
                 start_ts = ts if start_ts is None else start_ts
                 delay = (ts - start_ts) / 1e6 / pace - (time.monotonic() - start_wall)
-                if delay > 0:
-                    for p in list(buffers):
-                        flush(p)
-                    time.sleep(delay)
+                while delay > 0:
+                    mark(markers.MARK)  # while pacing, partitions hear from us every second
+                    time.sleep(min(delay, 1.0))
+                    delay = (ts - start_ts) / 1e6 / pace - (time.monotonic() - start_wall)
             if batch == 1:
                 producer.send(topic, key=key, value=line)
                 sent += 1
@@ -227,12 +261,21 @@ def send_records(
                 buffers.setdefault(p, []).append(line)
                 if len(buffers[p]) >= batch:
                     flush(p)
+            if ts and (max_ts is None or ts > max_ts):
+                max_ts = ts
+            if due():
+                mark(markers.MARK)
             if on_progress is not None and sent and sent % 8192 == 0:
                 on_progress(sent)
-        for p in list(buffers):
-            flush(p)
+        mark(markers.END)
         producer.flush()
+        ended = True
     finally:
+        if not ended:
+            # interrupted: end the replay anyway, so the group does not wait for it
+            with contextlib.suppress(Exception):
+                mark(markers.END)
+                producer.flush(timeout=10)
         producer.close()
     return sent, skipped
 

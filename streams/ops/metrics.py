@@ -100,6 +100,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "aupwatch_event_time_lag_seconds",
         "aupwatch_processing_latency_seconds",
         "aupwatch_detector_state_keys",
+        "aupwatch_stage_stalled_seconds",
         "aupwatch_alertmanager_posts_total",
         "aupwatch_alertmanager_queue_alerts",
         "aupwatch_alertmanager_dropped_total",
@@ -266,6 +267,8 @@ class Metrics:
         )
         keys_doc = "Keys held in detector state, by detector."
         self._state_keys = gauge("aupwatch_detector_state_keys", keys_doc, "detector")
+        stalled_doc = "Seconds a stage has held items without its watermark moving (0: none)."
+        self._stalled = gauge("aupwatch_stage_stalled_seconds", stalled_doc, "stage")
         posts_doc = "POSTs to Alertmanager by outcome (ok, error)."
         self._am_posts = counter("aupwatch_alertmanager_posts_total", posts_doc, "outcome")
         queue_doc = "Alerts waiting to be posted to Alertmanager."
@@ -360,6 +363,10 @@ class Metrics:
     def set_state_keys(self, detector: str, n: int) -> None:
         """Set the number of keys a detector holds in state."""
         self._state_keys.labels(detector=_code("detector", detector)).set(n)
+
+    def set_stalled(self, stage: str, seconds: float) -> None:
+        """Set how long a stage has held items without progress (0 when it moves)."""
+        self._stalled.labels(stage=_code("stage", stage)).set(max(0.0, float(seconds)))
 
     def set_watermark(self, stage: str, partition: int, seconds: float) -> None:
         """Set a stage's watermark (seconds since the epoch) for one partition.

@@ -120,12 +120,15 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch worker`` until SIGTERM."""
-    import faust
     from prometheus_client import CollectorRegistry
 
     from aupwatch.streams.kafka_io import ensure_topics
     from aupwatch.streams.ops.metrics import Metrics
-    from aupwatch.streams.worker.faust_app import topic_names
+    from aupwatch.streams.worker.faust_app import (
+        BoundedStopWorker,
+        changelog_names,
+        topic_names,
+    )
     from aupwatch.streams.worker.worker import Worker
 
     config = _with_kafka(config, args)
@@ -136,7 +139,7 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
         import uvloop
 
         uvloop.install()
-    n_input = ensure_topics(config, topic_names(config))
+    n_input = ensure_topics(config, topic_names(config), changelogs=changelog_names(config))
     metrics = Metrics(CollectorRegistry())
     if port:
         metrics.serve(port, monitor.metrics_addr)
@@ -147,7 +150,7 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
         sink = AlertmanagerSink(url, metrics, timeout=monitor.alertmanager_timeout)
     worker = Worker(config, n_input, metrics=metrics, sink=sink)
     metrics.worker_up(True)
-    fw = faust.Worker(worker.app, loglevel=args.log_level.lower(), quiet=True)
+    fw = BoundedStopWorker(worker.app, loglevel=args.log_level.lower(), quiet=True)
     # its start-up spinner sets the root logger to DEBUG: every debug call would build a record
     fw.spinner = None
     try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import sys
+import threading
 from typing import Any
 
 import faust
@@ -69,6 +72,40 @@ def topic_names(config: AppConfig) -> dict[str, str]:
         "alerts": config.kafka.alerts_topic,
         "dead": config.kafka.dead_letter_topic,
     }
+
+
+STAGES = ("detect", "throttle", "alerts")
+
+
+def changelog_names(config: AppConfig) -> tuple[str, ...]:
+    """Names of the stage tables' changelog topics (Faust's ``<app>-<table>-changelog``)."""
+    return tuple(f"{config.kafka.group_id}-{stage}-state-changelog" for stage in STAGES)
+
+
+class BoundedStopWorker(faust.Worker):
+    """A Faust worker that exits at most ``stop_timeout`` seconds after SIGTERM or SIGINT.
+
+    Faust can hang in its shutdown (seen in ``Worker.stop_and_shutdown``); input not
+    committed is re-read by the next owner, so a forced exit loses nothing.
+    """
+
+    stop_timeout = 25.0
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if not self._signal_stop_time:
+            timer = threading.Timer(self.stop_timeout, _forced_exit, (self.stop_timeout,))
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+
+def _forced_exit(after: float) -> None:
+    print(
+        f"aupwatch: worker did not stop within {after:.0f} s of the signal; exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)
 
 
 def faust_settings(config: AppConfig) -> dict[str, Any]:

@@ -110,7 +110,11 @@ class Stage:
         self.upstream: dict[int, UpstreamWatermarks] = {}
         self.sent: dict[int, tuple[int, bool]] = {}
         self.received: dict[int, dict[str, Any]] = {}
+        self.idle: dict[int, bool] = {}  # whether a shard's last advance found all idle
+        self.progress: dict[int, tuple[int, float]] = {}  # shard -> (wm, since when)
         self.seen_log = SeenLog(seen_chunk)
+        # input partitions promise max time - lateness; their idleness is checked afresh
+        self.from_input = name == "detect"
 
     def shard(self, partition: int) -> Shard:
         """The shard of a partition, built from the recovered table on first use."""
@@ -124,7 +128,11 @@ class Stage:
             if isinstance(frontier, int):
                 shard.restore(frontier)
             self.shards[partition] = shard
-            self.upstream[partition] = UpstreamWatermarks(self.sources)
+            self.upstream[partition] = UpstreamWatermarks(
+                self.sources,
+                self.config.allowed_lateness if self.from_input else 0,
+                skip_idle=self.from_input,
+            )
         return shard
 
     def drop(self, partition: int) -> None:
@@ -133,6 +141,8 @@ class Stage:
         self.upstream.pop(partition, None)
         self.sent.pop(partition, None)
         self.received.pop(partition, None)
+        self.idle.pop(partition, None)
+        self.progress.pop(partition, None)
         n = self.partitions
         self.seen_log.forget([k for k in self.seen_log.written if partition_of(k, n) == partition])
         self.seen_log.take_stale(partition)
@@ -143,8 +153,8 @@ class Stage:
         shard = self.shard(partition)
         upstream = self.upstream[partition]
         shard.add(self._fresh(partition, msg["x"], out), out, token)
-        for source, wm, idle in msg["m"]:  # markers follow the items they cover
-            upstream.update(source, wm, idle)
+        for mark in msg["m"]:  # markers follow the items they cover
+            upstream.update(*mark)
 
     def _fresh(self, partition: int, items: list[Any], out: Output) -> list[Any]:
         """Drops items an upstream sent again after it restarted.
@@ -170,10 +180,26 @@ class Stage:
             fresh.append(item)
         return fresh
 
-    def advance(self, partitions: set[int], out: Output) -> None:
-        """Advances the given shards to their combined upstream watermark."""
+    def idle_ends(self, partitions: set[int]) -> dict[str, int | None]:
+        """Upstream sources the given shards hold as idle, with the end offset read to."""
+        out: dict[str, int | None] = {}
         for p in partitions:
-            wm, idle = self.upstream[p].combined()
+            out.update(self.upstream[p].idle_ends())
+        return out
+
+    def advance(
+        self, partitions: set[int], out: Output, waiting: frozenset[str] = frozenset()
+    ) -> None:
+        """Advances the given shards to their combined upstream watermark.
+
+        Args:
+            partitions: Shards to advance.
+            out: Collects what they produce.
+            waiting: Sources marked idle that have records waiting (not idle after all).
+        """
+        for p in partitions:
+            wm, idle = self.upstream[p].combined(waiting)
+            self.idle[p] = idle
             shard = self.shards[p]
             if idle and shard.buffer:
                 # every source idle: nothing earlier can come, as at the end of a replay. A
@@ -181,11 +207,29 @@ class Stage:
                 wm = max(wm, max(item[0] for item in shard.buffer))
             shard.advance(wm, out)
 
+    def stalled(self, now: float) -> dict[int, tuple[float, int, list[str]]]:
+        """Shards with items waiting whose watermark has not moved, and what holds them.
+
+        Args:
+            now: Monotonic time, seconds.
+
+        Returns:
+            Per shard: seconds without progress, items waiting, the sources holding it.
+        """
+        out = {}
+        for p, shard in self.shards.items():
+            last = self.progress.get(p)
+            if not shard.buffer or last is None or last[0] != shard.wm:
+                self.progress[p] = (shard.wm, now)
+                continue
+            out[p] = (now - last[1], len(shard.buffer), self.upstream[p].lagging())
+        return out
+
     def markers(self, prefix: str, only_changed: bool) -> list[list[Any]]:
         """Markers ``[source, wm, idle]`` of this worker's shards for downstream stages."""
         marks = []
         for p in sorted(self.shards):
-            _, idle = self.upstream[p].combined()
+            idle = self.idle.get(p, False)
             wm = self.shards[p].wm
             if only_changed and self.sent.get(p) == (wm, idle):
                 continue

@@ -23,6 +23,7 @@ from aupwatch.detectors.engine import NEVER, Output
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, route
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
+from aupwatch.streams import markers
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.kafka_io import first_offset_from
 from aupwatch.streams.worker.faust_app import (
@@ -43,6 +44,8 @@ from aupwatch.streams.worker.stages import (
 )
 
 log = logging.getLogger(__name__)
+
+STALL_AFTER = 60.0  # seconds a stage may hold items without progress before it says why
 
 
 class Worker:
@@ -67,10 +70,13 @@ class Worker:
         self.n = config.kafka.partitions
         self.n_input = input_partitions
         self.lock = asyncio.Lock()
-        self.inputs = InputPartitions(config.detectors.allowed_lateness)
+        self.inputs = InputPartitions(
+            config.detectors.allowed_lateness, config.worker.replay_timeout
+        )
         self.offsets = Offsets()
         self.last_checkpoint = time.monotonic()
         self.sized_at = 0.0
+        self.stall_logged: dict[tuple[str, int], float] = {}
         self.topics = {
             role: self.app.topic(
                 name,
@@ -159,8 +165,12 @@ class Worker:
         for ev in events:
             msg = ev.message
             q = msg.partition
-            clock = inputs.read(q, now)
             touched.add(q)
+            marker = markers.decode(msg.headers, ev.value)
+            if marker is not None:
+                inputs.control(q, marker, now)
+                continue
+            clock = inputs.read(q, now)
             origin = int((msg.timestamp or 0) * 1000)
             value = ev.value or b""
             for line_no, line in enumerate(value.split(b"\n"), 1):
@@ -204,8 +214,9 @@ class Worker:
             touched.add(p)
             stage.take(p, ev.value, ev, out)
             attribute(p)
+        waiting = await self._waiting(stage, touched) if stage.from_input else frozenset()
         for p in sorted(touched):
-            stage.advance({p}, out)
+            stage.advance({p}, out, waiting)
             attribute(p)
         if out.late_items:
             log.info("%s: %d items later than the watermark", name, out.late_items)
@@ -213,6 +224,29 @@ class Worker:
             self.metrics.duplicates(name, out.duplicates)
         self._done = out.tokens
         await self._emit(stage, prefix, out, only_changed=True, origin=origin)
+
+    async def _waiting(self, stage: Stage, touched: set[int]) -> frozenset[str]:
+        """Input sources marked idle that have records behind the offset they were read to.
+
+        The end offsets are read after this batch arrived: a replay's begin markers are in
+        every partition before its first record, so a partition another worker still
+        calls idle shows them here, and no shard decides past its records (KIP-695).
+        """
+        idle = stage.idle_ends(touched)
+        if not idle:
+            return frozenset()
+        topic = self.names["input"]
+        tps = {TP(topic, int(source[1:])): source for source in idle}
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception as exc:  # no answer: none counts as idle, decisions wait
+            log.warning("cannot read input end offsets: %s", exc)
+            return frozenset(idle)
+        return frozenset(
+            source
+            for tp, source in tps.items()
+            if idle[source] is None or ends.get(tp, 1 << 62) > idle[source]  # type: ignore[operator]
+        )
 
     async def _emit(
         self,
@@ -352,6 +386,7 @@ class Worker:
                 await self.app.consumer.seek_wait({TP(t, p): o for (t, p), o in retry.items()})
             for name, prefix in (("detect", "d"), ("throttle", "t")):
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
+            self._report_stalls(now)
             if self.metrics is not None and now - self.sized_at >= 10.0:
                 # the tables hold only this worker's partitions: count keys by prefix
                 self.sized_at = now
@@ -365,18 +400,47 @@ class Worker:
                     self.metrics.set_state_keys(detector, count)
         await self._maybe_checkpoint()
 
-    async def _caught_up(self) -> set[int]:
-        """Input partitions whose every record has been taken (none in backlog)."""
+    def _report_stalls(self, now: float) -> None:
+        """Says, once a minute, which stage waits with items undecided and for what."""
+        for q, producers in self.inputs.abandoned(now).items():
+            log.warning(
+                "input partition %d: replay %s sent nothing for %.0f s and no end marker; "
+                "no longer waiting for it",
+                q,
+                ", ".join(producers),
+                self.inputs.replay_timeout,
+            )
+        for name, stage in self.stages.items():
+            worst = 0.0
+            for p, (seconds, items, lagging) in stage.stalled(now).items():
+                worst = max(worst, seconds)
+                if seconds >= STALL_AFTER and now - self.stall_logged.get((name, p), 0.0) >= (
+                    STALL_AFTER
+                ):
+                    self.stall_logged[name, p] = now
+                    log.warning(
+                        "%s[%d]: %d items undecided, no progress for %.0f s: waiting for %s",
+                        name,
+                        p,
+                        items,
+                        seconds,
+                        ", ".join(lagging) or "nothing (all idle)",
+                    )
+            if self.metrics is not None:
+                self.metrics.set_stalled(name, worst)
+
+    async def _caught_up(self) -> dict[int, int]:
+        """Input partitions whose every record has been taken, with their end offsets."""
         consumer = self.app.consumer
         tps = [TP(self.names["input"], q) for q in self.inputs.assigned_at]
         if not tps:
-            return set()
+            return {}
         try:
             ends = await consumer.highwaters(*tps)
         except Exception as exc:  # broker unreachable: then nothing counts as idle
             log.warning("cannot read input end offsets: %s", exc)
-            return set()
-        done = set()
+            return {}
+        done = {}
         for tp in tps:
             # the next offset to take, not the fetch position: fetched is not yet read
             nxt = self.offsets.expect.get((tp.topic, tp.partition))
@@ -388,7 +452,7 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.consumer_lag(tp.topic, tp.partition, lag)
             if not lag:
-                done.add(tp.partition)
+                done[tp.partition] = ends[tp]
         return done
 
     async def _only_markers(self, tp: TP, start: int, end: int) -> bool:
