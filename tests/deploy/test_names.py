@@ -57,6 +57,7 @@ def touch_everything(metrics: Metrics) -> None:
             metrics.alert(detector, reason, severity, new=True)
         metrics.alert(detector, next(iter(reasons)), "high", new=False)
         metrics.set_state_keys(detector, 10)
+    metrics.set_stalled("detect", 0.0)
     metrics.unowned(2)
     metrics.set_watermark("detect", 0, 1.7e9)
     metrics.observe_latency(31.5)
