@@ -69,7 +69,14 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
     if isinstance(rec, DataAccess):
         payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
         pre = f"O{SEP}{rec.app_id}{SEP}"
-        return [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
+        out: list[Item] = [
+            (ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)
+        ]
+        if rec.viewer_seller_id is not None and rec.viewer_type == "seller_user":
+            # the viewer's seller must have authorized the app (after the O keys: U > O)
+            key = f"U{SEP}{rec.app_id}{SEP}{rec.viewer_seller_id}"
+            out.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
+        return out
     assert isinstance(rec, KeyEvent)
     return [
         (

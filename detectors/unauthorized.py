@@ -1,4 +1,7 @@
-"""unauthorized_seller_access: calls for sellers without an active, sufficient grant.
+"""unauthorized_seller_access: acting for sellers that have not authorized the app.
+
+Calls for sellers without an active, sufficient grant, and data shown to users of sellers
+without an active grant.
 
 State key ``U|app|seller``; the state is the latest authorization in event order.
 """
@@ -18,7 +21,7 @@ NAME = "unauthorized_seller_access"
 
 
 class Unauthorized:
-    """Judges each api_call against the grant of (app, seller) active at its time.
+    """Judges calls and accesses by a seller's users against the grant active at their time.
 
     Args:
         config: Gives the restricted-role catalog and the exceptions.
@@ -31,13 +34,16 @@ class Unauthorized:
         self.occur = Emitter(config, NAME)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
-        """Applies an authorization (``g``/``r``) or judges a call (``c``)."""
+        """Applies an authorization (``g``/``r``), judges a call (``c``) or an access (``v``)."""
         payload = item[4]
         tag = payload[0]
         if tag == "g":
             return {"a": "g", "roles": payload[1], "x": payload[2]}
         if tag == "r":
             return {"a": "r"}
+        if tag == "v":
+            self._viewer(key, state, item, out)
+            return state
         required = self.roles.get(payload[2])
         if state is None:
             reason = "no_grant"
@@ -62,6 +68,29 @@ class Unauthorized:
             distinct={"operations": operation},
         )
         return state
+
+    def _viewer(self, key: str, state: State | None, item: Item, out: Output) -> None:
+        """Judges a data access by a user of the key's seller (``unauthorized_viewer``)."""
+        if state is None:
+            grant = "none"
+        elif state["a"] == "r":
+            grant = "revoked"
+        elif state["x"] is not None and state["x"] <= item[0]:
+            grant = "expired"
+        else:
+            return
+        _, viewer, channel = item[4]
+        _, app, seller = key.split(SEP)
+        self.occur(
+            out,
+            item,
+            "unauthorized_viewer",
+            {"app_id": app, "seller_id": seller},
+            oid=item[2],
+            evidence={"authorization": grant},
+            counters={"accesses": 1},
+            distinct={"viewers": viewer, "channels": channel},
+        )
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Never called: this detector sets no timers."""
@@ -100,13 +129,20 @@ DETECTOR = Detector(
             "role it needs",
             _CALL_SUBJECT,
         ),
+        Reason(
+            "unauthorized_viewer",
+            Severity.MEDIUM,
+            "App {app_id} showed data to users of seller {seller_id}, who has not authorized it",
+            ("app_id", "seller_id"),
+        ),
     ),
     steps=(
         Step(
             "U",
             "detect",
             key=("app_id", "seller_id"),
-            inputs=("authorization", "api_call"),
+            # a data_access by a seller_user is keyed by (app_id, viewer_seller_id)
+            inputs=("authorization", "api_call", "data_access"),
             build=Unauthorized,
         ),
     ),

@@ -128,6 +128,8 @@ def generate(cfg: GeneratorConfig) -> Generated:
     bg_lo = len(world.lines)
     background(world, target)
     bg_hi = len(world.lines)
+    if cfg.breaches:
+        inj.after_background()
     truth = inj.finish(world.max_ts) if cfg.breaches else []
     n_valid = len(world.lines)
 
@@ -160,7 +162,7 @@ def generate(cfg: GeneratorConfig) -> Generated:
         "malformed": sum(bad_counts.values()),
         "malformed_kinds": bad_counts,
         "setup_records": n_setup,
-        "injected_records": bg_lo - n_setup,
+        "injected_records": bg_lo - n_setup + len(world.lines) - bg_hi,
         "background_records": bg_hi - bg_lo,
         "alerts": len(truth),
         "first_ts": world.fmt(world.start),

@@ -22,6 +22,7 @@ from aupwatch.streams.generator.entities import (
     App,
     Seller,
 )
+from aupwatch.streams.generator.viewers import inject_viewers, viewer_truth
 from aupwatch.streams.generator.world import World
 
 PER_REASON = 3
@@ -140,12 +141,18 @@ class Injector:
         self.disclosure()
         self.dormancy()
 
+    def after_background(self) -> None:
+        """Injects the cases added after the background was (so the earlier ids stay)."""
+        inject_viewers(self, PER_REASON)
+
     def finish(self, max_ts: int) -> list[dict[str, Any]]:
         """Completes the truth once the largest event time is known."""
         for key_id, dev_id in self.dormancy_keys.items():
             occ = simulate_key(self.w.tracked[key_id], max_ts)
             for reason, _ts in fold(occ):
                 self.expect("dormant_key", reason, {"key_id": key_id, "developer_id": dev_id})
+        for subject, _ts in viewer_truth(self.w):
+            self.expect("unauthorized_seller_access", "unauthorized_viewer", subject)
         return self.truth
 
     # ---- 1. unauthorized_seller_access -------------------------------------------------

@@ -55,6 +55,10 @@ class World:
         self.devs: list[Dev] = []
         self.apps: list[App] = []
         self.pairs: list[tuple[App, Seller, int, int]] = []
+        # for the truth of unauthorized_viewer: (app, seller) -> [(ts, event id, action,
+        # expires_at)], and accesses by seller users emitted here: (ts, app, seller)
+        self.auth_log: dict[tuple[str, str], list[tuple[int, str, str, int | None]]] = {}
+        self.viewer_log: list[tuple[int, str, str]] = []
 
     # ---- identifiers -------------------------------------------------------------------
     def eid(self) -> str:
@@ -169,6 +173,8 @@ class World:
                 rec["expires_at"] = self.fmt(expires_at)
         rec["developer_id"] = app.dev.id
         self.put(ts, dumps(rec), sort_key)
+        expires = expires_at if action == "grant" else None
+        self.auth_log.setdefault((app.id, seller.id), []).append((ts, eid, action, expires))
         return eid
 
     def access(
@@ -180,6 +186,7 @@ class World:
         viewer_id: str,
         viewer_seller: Seller | None = None,
         channel: str = "ui",
+        sort_key: int | None = None,
     ) -> str:
         """Emits a ``data_access``."""
         eid = self.eid()
@@ -194,8 +201,10 @@ class World:
         }
         if viewer_seller is not None:
             rec["viewer_seller_id"] = viewer_seller.id
+            if viewer_type == "seller_user":
+                self.viewer_log.append((ts, app.id, viewer_seller.id))
         rec["channel"] = channel
-        self.put(ts, dumps(rec))
+        self.put(ts, dumps(rec), sort_key)
         return eid
 
     def key_event(self, ts: int, key_id: str, app: App, action: str) -> str:

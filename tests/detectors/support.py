@@ -179,6 +179,7 @@ SEVERITIES = {
     ("unauthorized_seller_access", "revoked"): "high",
     ("unauthorized_seller_access", "expired"): "medium",
     ("unauthorized_seller_access", "missing_role"): "high",
+    ("unauthorized_seller_access", "unauthorized_viewer"): "medium",
     ("throttle_circumvention", "shared_quota"): "medium",
     ("cross_seller_disclosure", "other_seller"): "critical",
     ("cross_seller_disclosure", "external_party"): "critical",
@@ -188,7 +189,10 @@ SEVERITIES = {
     ("dormant_key", "revoked_key_used"): "high",
 }
 SUBJECT_FIELDS = {
-    "unauthorized_seller_access": [{"app_id", "seller_id", "developer_id"}],
+    "unauthorized_seller_access": [
+        {"app_id", "seller_id", "developer_id"},
+        {"app_id", "seller_id"},  # unauthorized_viewer
+    ],
     "throttle_circumvention": [{"region", "seller_id", "operation", "developer_ids"}],
     "cross_seller_disclosure": [
         {"app_id", "owner_seller_id", "viewer_type", "viewer_seller_id"},

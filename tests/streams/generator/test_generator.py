@@ -132,6 +132,20 @@ def reference_alerts(recs: list[dict[str, Any]]) -> Counter[tuple[str, str, str]
                 for rid in r.get("resource_ids", []):
                     owners[(r["app_id"], rid)].add(r["seller_id"])
         elif kind == "data_access":
+            if r["viewer_type"] == "seller_user":
+                a = auth.get((r["app_id"], r["viewer_seller_id"]))
+                if (
+                    a is None
+                    or a["action"] == "revoke"
+                    or ("expires_at" in a and ts_us(a["expires_at"]) <= r["_t"])
+                ):
+                    subject = {"app_id": r["app_id"], "seller_id": r["viewer_seller_id"]}
+                    occ.append(
+                        (
+                            key_of("unauthorized_seller_access", "unauthorized_viewer", subject),
+                            r["_t"],
+                        )
+                    )
             for rid in r["resource_ids"]:
                 own = owners.get((r["app_id"], rid), set())
                 base = {"app_id": r["app_id"], "viewer_type": r["viewer_type"]}
@@ -230,7 +244,7 @@ def test_every_detector_and_reason_in_truth() -> None:
     expected = (
         {
             ("unauthorized_seller_access", r)
-            for r in ("no_grant", "revoked", "expired", "missing_role")
+            for r in ("no_grant", "revoked", "expired", "missing_role", "unauthorized_viewer")
         }
         | {("throttle_circumvention", "shared_quota")}
         | {("cross_seller_disclosure", r) for r in ("other_seller", "external_party")}

@@ -17,10 +17,10 @@ import pytest
 from aupwatch.cli import main
 from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
-INPUT_SHA256 = "dc3e2091ca37497e6753baa2316953d46ef89cde2d4fe0631b9f3b1397e766df"
-ALERTS_SHA256 = "7be5dcd110e6a0289e5c2d198f4145197d4d690c9fbff451a4df62ddf1e4274c"
+INPUT_SHA256 = "b80760e4b7a64d5ccd4ccabcabd94dfebda4bd59e1edb3a7e4f4f7bb5b9392d6"
+ALERTS_SHA256 = "67ba442b276dd4f6899b183f00577e4fcf208367adda012be362dbd0e7337c9e"
 # dead letters name their source file; the hash is over them with ``source`` removed
-DEAD_SHA256 = "ddb24cbdad8c229db0df48ba368492c1720ab7268c55f694f188af29f8a0e64d"
+DEAD_SHA256 = "f134a58b5edf89ded9d17cc5324be8a71741134e0e61e0322857862959d1d85d"
 
 
 def _sha(data: bytes) -> str:
