@@ -95,6 +95,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "aupwatch_late_records_total",
         "aupwatch_alerts_total",
         "aupwatch_alert_updates_total",
+        "aupwatch_alerts_suppressed_total",
         "aupwatch_unowned_resource_accesses_total",
         "aupwatch_watermark_timestamp_seconds",
         "aupwatch_event_time_lag_seconds",
@@ -250,6 +251,10 @@ class Metrics:
         )
         updates_doc = "Re-emissions of an existing alert with a larger count, by detector."
         self._alert_updates = counter("aupwatch_alert_updates_total", updates_doc, "detector")
+        suppressed_doc = "Occurrences excepted by an [[exceptions]] entry, by detector and reason."
+        self._suppressed = counter(
+            "aupwatch_alerts_suppressed_total", suppressed_doc, "detector", "reason"
+        )
         dup_doc = (
             "Detector items dropped as re-deliveries (an event id already applied to its"
             " state key, or input re-read after a restart), by stage."
@@ -301,6 +306,7 @@ class Metrics:
             self._alert_updates.labels(detector=detector)
             for reason, severity in reasons.items():
                 self._alerts.labels(detector=detector, reason=reason, severity=severity)
+                self._suppressed.labels(detector=detector, reason=reason)
         for outcome in ("ok", "error"):
             self._am_posts.labels(outcome=outcome)
 
@@ -355,6 +361,16 @@ class Metrics:
             self._alerts.labels(detector=detector, reason=reason, severity=severity).inc()
         else:
             self._alert_updates.labels(detector=detector).inc()
+
+    def suppressed(self, detector: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` occurrences an exception suppressed (never labelled by subject).
+
+        Raises:
+            ValueError: If the detector or the reason is unknown, or ``n`` < 0.
+        """
+        _member("detector", detector, DETECTOR_REASONS)
+        _member("reason", reason, DETECTOR_REASONS[detector])
+        self._suppressed.labels(detector=detector, reason=reason).inc(_count(n))
 
     def observe_latency(self, seconds: float) -> None:
         """Observe append-to-alert latency in seconds (negative values count as 0)."""

@@ -198,6 +198,8 @@ class Replay:
             self.on_alert(alert)
         for alert in self.pipeline.take_suppressed():
             self.suppressed[alert["alert_id"]] = alert
+            if self.metrics is not None:  # one version per excepted occurrence
+                self.metrics.suppressed(alert["detector"], alert["reason"])
         if self.metrics is not None:
             for detector, n in self.pipeline.state_sizes().items():
                 self.metrics.set_state_keys(detector, n)

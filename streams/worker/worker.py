@@ -280,6 +280,8 @@ class Worker:
         if self.metrics is not None:
             if out.unowned:
                 self.metrics.unowned(out.unowned)
+            for alert in out.suppressed:  # one version per excepted occurrence
+                self.metrics.suppressed(alert["detector"], alert["reason"])
             for p, shard in stage.shards.items():
                 if shard.wm > 0:
                     self.metrics.set_watermark(stage.name, p, shard.wm / 1e6)

@@ -71,10 +71,23 @@ def test_known_series_start_at_zero(metrics: Metrics) -> None:
         for reason, severity in reasons.items():
             labels = {"detector": detector, "reason": reason, "severity": severity}
             assert value(metrics, "aupwatch_alerts_total", **labels) == 0
+            pair = {"detector": detector, "reason": reason}
+            assert value(metrics, "aupwatch_alerts_suppressed_total", **pair) == 0
     for outcome in ("ok", "error"):
         assert value(metrics, "aupwatch_alertmanager_posts_total", outcome=outcome) == 0
     assert value(metrics, "aupwatch_build_info", version="1.2.3") == 1
     assert value(metrics, "aupwatch_worker_up") == 0
+
+
+def test_suppressed_by_detector_and_reason(metrics: Metrics) -> None:
+    metrics.suppressed("throttle_circumvention", "shared_quota")
+    metrics.suppressed("throttle_circumvention", "shared_quota", 2)
+    labels = {"detector": "throttle_circumvention", "reason": "shared_quota"}
+    assert value(metrics, "aupwatch_alerts_suppressed_total", **labels) == 3
+    with pytest.raises(ValueError):
+        metrics.suppressed("dormant_key", "shared_quota")  # another detector's reason
+    with pytest.raises(ValueError):
+        metrics.suppressed("app-1", "no_grant")  # an id, not a detector
 
 
 def test_dead_letters_and_late(metrics: Metrics) -> None:
@@ -221,7 +234,7 @@ def test_metric_names_match_the_exposition(metrics: Metrics) -> None:
     text = generate_latest(metrics.registry).decode()
     typed = set(re.findall(r"^# TYPE (aupwatch_\w+) ", text, re.M))
     assert {n for n in typed if not n.endswith("_created")} == set(METRIC_NAMES)
-    assert len(METRIC_NAMES) == 21
+    assert len(METRIC_NAMES) == 22
 
 
 def test_registries_are_independent_and_global_is_untouched() -> None:

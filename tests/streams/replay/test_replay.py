@@ -177,3 +177,46 @@ def test_env_override_changes_detection(tmp_path: Path) -> None:
     )
     alerts = [orjson.loads(x) for x in quick.stdout.splitlines()]
     assert [(a["reason"], a["subject"]["key_id"]) for a in alerts] == [("dormant", "k")]
+
+
+def test_suppressed_occurrences_are_counted_by_detector_and_reason(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.streams.config import AppConfig
+    from aupwatch.streams.ops.metrics import Metrics
+    from aupwatch.streams.replay.replay import Replay
+
+    calls = [
+        {
+            "event_id": f"c{n}",
+            "kind": "api_call",
+            "ts": f"2026-03-01T10:0{n}:00Z",
+            "region": "NA",
+            "developer_id": "dev-1",
+            "app_id": "app-1",
+            "key_id": "k-1",
+            "seller_id": seller,
+            "operation": "getOrders",
+            "status": 200,
+            "source_ip": "203.0.113.7",
+        }
+        for n, seller in enumerate(["S1", "S1", "S2"])
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in calls))
+    exception = {
+        "detector": "unauthorized_seller_access",
+        "subject": {"seller_id": "S1"},
+        "note": "TICKET-7",
+    }
+    config = AppConfig(detectors=DetectorConfig.from_mapping({"exceptions": [exception]}))
+    metrics = Metrics(CollectorRegistry())
+    alerts: list[dict[str, Any]] = []
+    replay = Replay(config, alerts.append, lambda _: None, metrics=metrics)
+    replay.feed_file(str(path))
+    replay.finish()
+    labels = {"detector": "unauthorized_seller_access", "reason": "no_grant"}
+    assert metrics.registry.get_sample_value("aupwatch_alerts_suppressed_total", labels) == 2
+    assert [a["subject"]["seller_id"] for a in alerts] == ["S2"]
+    assert replay.summary.suppressed == Counter({"unauthorized_seller_access/no_grant": 2})
