@@ -53,7 +53,7 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 
 worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 	bash deploy/kafka/kafka.sh start
-	$(BIN)/aupwatch worker --config deploy/aupwatch.toml --metrics-port 9464
+	$(BIN)/aupwatch worker --config deploy/aupwatch.toml
 
 kafka-stop: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh stop

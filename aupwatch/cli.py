@@ -23,10 +23,81 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level on stderr",
+        help="level of aupwatch's own messages on stderr (default INFO); Faust and the "
+        "Kafka clients log WARNING and above, or everything with DEBUG",
     )
+
+
+# Framework messages that look alarming but are not, by logger (or a parent of it) and a
+# text the message contains ("" = every message): shown only with --log-level DEBUG.
+HARMLESS: tuple[tuple[str, str], ...] = (
+    # Faust's rebalance bookkeeping for sensors; aupwatch installs none
+    ("faust.app.base", "Missing sensor state for rebalance"),
+    # a 1 s timer that ran longer (start-up, a checkpoint); real stalls have their own warning
+    ("mode.timers", "is overlapping"),
+    # kafka-python's connection retries: a failure that lasts ends the command with one line
+    ("kafka.net", ""),
+)
+
+
+class HarmlessFilter(logging.Filter):
+    """Keeps framework chatter out of the log unless ``show`` (--log-level DEBUG).
+
+    Drops the :data:`HARMLESS` messages (relabelled DEBUG when shown), and the INFO
+    messages of Faust services that aupwatch subclasses: mode logs those under the
+    subclass's module, so they would pass as aupwatch's own.
+    """
+
+    def __init__(self, show: bool) -> None:
+        super().__init__()
+        self.show = show
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether the record is written (a harmless one is relabelled DEBUG first)."""
+        if record.levelno <= logging.DEBUG:
+            return True
+        if _harmless(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.show
+        if record.levelno < logging.WARNING and _framework_service(record):
+            return self.show
+        return True
+
+
+def _harmless(record: logging.LogRecord) -> bool:
+    name = record.name
+    for logger, text in HARMLESS:
+        if (name == logger or name.startswith(logger + ".")) and text in str(record.msg):
+            return True
+    return False
+
+
+def _framework_service(record: logging.LogRecord) -> bool:
+    # mode prefixes a service's messages with "[^" and its name ("[^---StateTable: ...]")
+    return record.name.startswith("aupwatch.") and str(record.msg).startswith("[^")
+
+
+def configure_logging(level: str) -> None:
+    """Logs to stderr: aupwatch at ``level``, libraries at WARNING or above (DEBUG: all).
+
+    Leaves logging alone when the root logger already has handlers (a test runner, or a
+    program that calls :func:`main`), as :func:`logging.basicConfig` does.
+
+    Args:
+        level: DEBUG, INFO, WARNING or ERROR.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    ours = logging.getLevelName(level)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(HarmlessFilter(show=ours <= logging.DEBUG))
+    root.addHandler(handler)
+    root.setLevel(ours if ours <= logging.DEBUG else max(ours, logging.WARNING))
+    logging.getLogger("aupwatch").setLevel(ours)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,10 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # rescan them over and over, which halves throughput on large inputs
     gc.freeze()
     gc.set_threshold(200_000, 50, 1000)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "WARNING"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(args, "log_level", "INFO"))
+    # a *_created series per counter series doubles what Prometheus stores, for nothing
+    # that rate() and increase() need
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         config = load_config(getattr(args, "config", None))
         return int(args.func(args, config))

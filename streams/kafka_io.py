@@ -6,6 +6,7 @@ Client settings, topic creation, the replay producer, the alerts tail and an off
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,47 @@ def client_settings(k: KafkaSettings) -> dict[str, Any]:
             if getattr(k, name):
                 out[name] = getattr(k, name)
     return out
+
+
+def check_reachable(config: AppConfig, timeout: float = 10.0) -> None:
+    """Fails fast, in one line, when no bootstrap server accepts a TCP connection.
+
+    Kafka clients retry an unreachable broker with growing back-off and log every attempt;
+    a command calls this first so that a wrong address or a stopped broker is one error
+    within ``timeout`` seconds. It does not speak Kafka: TLS and SASL are checked by the
+    clients that follow.
+
+    Args:
+        config: Application config (``kafka.bootstrap_servers``).
+        timeout: Seconds for all connection attempts together.
+
+    Raises:
+        AupwatchError: No bootstrap server accepted a connection; the message says why
+            for each (refused, timed out, unknown host).
+    """
+    servers = config.kafka.bootstrap_servers
+    deadline = time.monotonic() + timeout
+    causes = []
+    for server in (s.strip() for s in servers.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise AupwatchError(
+                "bootstrap server is not HOST:PORT", bootstrap_servers=servers, server=server
+            )
+        left = deadline - time.monotonic()
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=max(left, 0.1)).close()
+            return
+        except socket.gaierror:
+            causes.append(f"{server} (unknown host)")
+        except TimeoutError:
+            causes.append(f"{server} (no answer within {timeout:g} s)")
+        except OSError as exc:
+            causes.append(f"{server} ({(exc.strerror or str(exc)).lower()})")
+    raise AupwatchError(
+        f"cannot reach Kafka at {', '.join(causes) or 'no bootstrap server'}; check "
+        "kafka.bootstrap_servers (--bootstrap-servers) and that the broker is running"
+    )
 
 
 def first_offset_from(
@@ -293,17 +335,28 @@ def tail_alerts(
 
     Yields:
         Alerts (last version per alert_id when not following).
+
+    Raises:
+        AupwatchError: The client failed (no broker, authentication, timeout).
     """
     from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
 
-    consumer = KafkaConsumer(
-        config.kafka.alerts_topic,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(idle_exit * 1000) if not follow else 1000,
-        **client_settings(config.kafka),
-    )
+    k = config.kafka
+    try:
+        consumer = KafkaConsumer(
+            k.alerts_topic,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(idle_exit * 1000) if not follow else 1000,
+            bootstrap_timeout_ms=20000,
+            **client_settings(k),
+        )
+    except KafkaError as exc:
+        raise AupwatchError(
+            f"cannot read alerts: {exc}", bootstrap_servers=k.bootstrap_servers
+        ) from None
     latest: dict[str, dict[str, Any]] = {}
     try:
         while True:
@@ -317,6 +370,8 @@ def tail_alerts(
                     latest[alert["alert_id"]] = alert
             if not follow:
                 break
+    except KafkaError as exc:
+        raise AupwatchError(f"cannot read alerts: {exc}", topic=k.alerts_topic) from None
     finally:
         consumer.close()
     yield from sorted(latest.values(), key=lambda a: (a["ts"], a["alert_id"]))

@@ -43,6 +43,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aupwatch.detectors.registry import reason_severities
+from aupwatch.errors import ConfigError
 from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
 
 __all__ = [
@@ -467,8 +468,18 @@ class Metrics:
 
         Returns:
             The running server; stop it with ``shutdown()`` then ``server_close()``.
+
+        Raises:
+            ConfigError: The address cannot be bound (port in use, not a local address).
         """
-        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        try:
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            why = (exc.strerror or str(exc)).lower()
+            raise ConfigError(
+                f"cannot serve metrics on {addr}:{port}: {why}; "
+                "choose another port (--metrics-port or monitor.metrics_port)"
+            ) from None
         return server
 
 

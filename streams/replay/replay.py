@@ -19,6 +19,7 @@ from aupwatch.errors import UsageError
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
 from aupwatch.streams.config import AppConfig
+from aupwatch.streams.rejected import rejected_kind
 
 STEP_EVERY = 4096
 
@@ -210,7 +211,7 @@ class Replay:
     def _dead_letter(self, exc: BadRecord, line: bytes, path: str, n: int) -> None:
         self.summary.dead_letters[exc.reason] += 1
         if self.metrics is not None:
-            self.metrics.record("unknown", "dead_letter")
+            self.metrics.record(rejected_kind(line), "dead_letter")
             self.metrics.dead_letter(exc.reason)
         self.on_dead_letter(dead_letter(exc, line, source=path, line=n))
 

@@ -15,6 +15,8 @@ from aupwatch.streams.replay.replay import Progress, open_input
 
 # options that only mean something with --to-kafka, by argparse dest
 KAFKA_ONLY = ("bootstrap_servers", "input_topic", "partitions", "batch", "pace", "since", "until")
+# seconds to wait for a TCP connection to a bootstrap server before giving up
+REACH_TIMEOUT = 10.0
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +84,9 @@ def send(args: argparse.Namespace, config: AppConfig) -> int:
 
     Raises:
         UsageError: A bad --batch, --pace, --since or --until.
+        AupwatchError: Kafka cannot be reached.
     """
-    from aupwatch.streams.kafka_io import ensure_topics, send_records
+    from aupwatch.streams.kafka_io import check_reachable, ensure_topics, send_records
 
     batch = 1 if args.batch is None else args.batch
     if batch < 1:
@@ -97,6 +100,7 @@ def send(args: argparse.Namespace, config: AppConfig) -> int:
         raise UsageError(f"--since/--until: {exc}") from None
     config = _with_kafka(config, args)
     topic = config.kafka.input_topic
+    check_reachable(config, REACH_TIMEOUT)
     ensure_topics(config, {"input": topic}, input_partitions=args.partitions)
     read = 0
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from aupwatch.streams.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+# seconds to wait for a TCP connection to a bootstrap server before giving up
+REACH_TIMEOUT = 10.0
 
 WORKER_HELP = """\
 Runs one stream worker. Start several with the same --group (and config) to share the
@@ -119,10 +125,14 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 
 
 def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
-    """Runs ``aupwatch worker`` until SIGTERM."""
+    """Runs ``aupwatch worker`` until SIGTERM.
+
+    Raises:
+        AupwatchError: The metrics port cannot be bound or Kafka cannot be reached.
+    """
     from prometheus_client import CollectorRegistry
 
-    from aupwatch.streams.kafka_io import ensure_topics
+    from aupwatch.streams.kafka_io import check_reachable, ensure_topics
     from aupwatch.streams.ops.metrics import Metrics
     from aupwatch.streams.worker.faust_app import (
         BoundedStopWorker,
@@ -139,18 +149,26 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
         import uvloop
 
         uvloop.install()
-    n_input = ensure_topics(config, topic_names(config), changelogs=changelog_names(config))
+    # local mistakes first: they fail at once, whatever the state of the cluster
     metrics = Metrics(CollectorRegistry())
+    metrics_at = "off"
     if port:
-        metrics.serve(port, monitor.metrics_addr)
+        server = metrics.serve(port, monitor.metrics_addr)
+        metrics_at = f"http://{monitor.metrics_addr}:{server.server_port}/metrics"
+    check_reachable(config, REACH_TIMEOUT)
+    n_input = ensure_topics(config, topic_names(config), changelogs=changelog_names(config))
     sink = None
     if url:
         from aupwatch.streams.ops.alertmanager import AlertmanagerSink
 
         sink = AlertmanagerSink(url, metrics, timeout=monitor.alertmanager_timeout)
     worker = Worker(config, n_input, metrics=metrics, sink=sink)
+    announce_ready(worker.app, config, metrics_at)
     metrics.worker_up(True)
-    fw = BoundedStopWorker(worker.app, loglevel=args.log_level.lower(), quiet=True)
+    # logging stays as the command line set it up (Faust would replace its handlers)
+    fw = BoundedStopWorker(
+        worker.app, loglevel=args.log_level.lower(), quiet=True, override_logging=False
+    )
     # its start-up spinner sets the root logger to DEBUG: every debug call would build a record
     fw.spinner = None
     try:
@@ -162,13 +180,60 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     return 0
 
 
+def announce_ready(app: Any, config: AppConfig, metrics_at: str) -> None:
+    """Logs one line (INFO) when the worker first holds its partitions, state recovered.
+
+    Faust sends ``on_rebalance_complete`` after the assigned partitions' tables are
+    recovered; later rebalances are counted in ``aupwatch_worker_rebalances_total``.
+
+    Args:
+        app: The worker's Faust app.
+        config: Application config (group and topic names).
+        metrics_at: Where metrics are served, or ``off``.
+    """
+    from aupwatch.streams.worker.faust_app import topic_names
+
+    names = topic_names(config)
+    said = False
+
+    async def ready(sender: Any, **_: Any) -> None:
+        nonlocal said
+        if said:
+            return
+        said = True
+        assigned = app.consumer.assignment()
+
+        def parts(topic: str) -> str:
+            ps = sorted(tp.partition for tp in assigned if tp.topic == topic)
+            return ",".join(map(str, ps)) or "none"
+
+        log.info(
+            "ready: group %s, input %s partitions %s, stage partitions %s, "
+            "alerts to %s, dead letters to %s, metrics %s",
+            config.kafka.group_id,
+            names["input"],
+            parts(names["input"]),
+            parts(names["detect"]),
+            names["alerts"],
+            names["dead"],
+            metrics_at,
+        )
+
+    app.on_rebalance_complete.connect(ready)
+
+
 def cmd_alerts(args: argparse.Namespace, config: AppConfig) -> int:
-    """Runs ``aupwatch alerts``."""
+    """Runs ``aupwatch alerts``.
+
+    Raises:
+        AupwatchError: Kafka cannot be reached or the alerts topic cannot be read.
+    """
     import orjson
 
-    from aupwatch.streams.kafka_io import tail_alerts
+    from aupwatch.streams.kafka_io import check_reachable, tail_alerts
 
     config = _with_kafka(config, args)
+    check_reachable(config, REACH_TIMEOUT)
     out = sys.stdout.buffer
     for alert in tail_alerts(config, args.follow, args.idle_exit):
         out.write(orjson.dumps(alert) + b"\n")

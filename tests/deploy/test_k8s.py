@@ -69,7 +69,7 @@ def test_deployment_env_overrides_are_valid_config(tmp_path: Path) -> None:
     local.write_text(block_after(read("configmap.yaml"), "  aupwatch.toml: |", 4))
     secrets = {"AUPWATCH_KAFKA__SASL_USERNAME": "u", "AUPWATCH_KAFKA__SASL_PASSWORD": "p"}
     config = load_config(local, {**env, **secrets})
-    assert config.monitor.metrics_port == 9108
+    assert config.monitor.metrics_port == 9464
     assert config.monitor.alertmanager_url
     assert config.kafka.sasl_username == "u" and config.kafka.sasl_password == "p"
 
