@@ -1,4 +1,10 @@
-"""Faust-facing settings of the worker: topic names, app settings, the state table."""
+"""Faust-facing parts of the worker: settings, topic names, the state table.
+
+The only module that uses faust-streaming's or aiokafka's private API (pinned by
+tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
+``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
+``consumer._commit`` and mode's ``Worker._schedule_shutdown``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
 
@@ -59,6 +66,22 @@ class PartitionWriter:
         if self.batch.record_count():
             await self.raw.send_batch(self.batch, self.topic, partition=self.partition)
         self.batch = self.raw.create_batch()
+
+
+def table_dict(table: Any) -> dict[str, Any]:
+    """The in-memory dict behind a memory-store table (read and written in place)."""
+    data: dict[str, Any] = table.data.data
+    return data
+
+
+def changelog_topic(table: Any) -> str:
+    """The name of a table's changelog topic."""
+    return str(table.changelog_topic.get_topic_name())
+
+
+async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """Commits these offsets as given (Faust's public commit takes its own acked offsets)."""
+    await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
 
 
 def topic_names(config: AppConfig) -> dict[str, str]:

@@ -1,0 +1,198 @@
+"""Where each consumed partition stands: offsets taken and committed, input end offsets.
+
+The partition tracker admits consumed messages in offset order (seeking back a partition
+read past its next offset), notes where assigned partitions resume, and asks the broker
+which input partitions are read to their end: its own (idleness) and, for a detect shard,
+the ones other workers call idle (whether records wait behind them after all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faust.types import TP
+
+from aupwatch.streams.config import AppConfig
+from aupwatch.streams.kafka_io import first_offset_from
+from aupwatch.streams.worker.inputs import InputPartitions
+from aupwatch.streams.worker.offsets import SEEK, TAKE, Offsets
+
+log = logging.getLogger(__name__)
+
+
+class PartitionTracker:
+    """Offsets and end offsets of the partitions one worker consumes.
+
+    Args:
+        app: The Faust app (its consumer seeks and reads end offsets).
+        config: Application config.
+        names: Topic names by role.
+        inputs: The input partitions' clocks and idleness.
+        metrics: Optional ``Metrics``.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        config: AppConfig,
+        names: dict[str, str],
+        inputs: InputPartitions,
+        metrics: Any = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.names = names
+        self.inputs = inputs
+        self.metrics = metrics
+        self.offsets = Offsets()
+
+    async def admit(self, events: list[Any]) -> list[Any]:
+        """The events to take: of assigned partitions, each partition in offset order.
+
+        A partition read past its next offset is sought back to it.
+        """
+        assigned = self.app.consumer.assignment()
+        kept = []
+        seek = {}
+        now = time.monotonic()
+        for ev in events:
+            msg = ev.message
+            if msg.tp not in assigned:
+                continue  # taken before a rebalance: its new owner reads it again
+            tp = (msg.topic, msg.partition)
+            verdict = self.offsets.admit(tp, msg.offset, now)
+            if verdict == TAKE:
+                kept.append(ev)
+            elif verdict == SEEK:
+                seek[msg.tp] = self.offsets.expect[tp]
+                log.warning(
+                    "%s[%d]: read offset %d, expected %d; seeking back",
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    seek[msg.tp],
+                )
+        for tp, offset in list(seek.items()):
+            # a record there was skipped, or the log has none (transaction markers etc.)
+            first = await asyncio.to_thread(
+                first_offset_from, self.config.kafka, tp.topic, tp.partition, offset
+            )
+            if first is not None and first > offset:
+                log.info("%s[%d]: no records at %d..%d", tp.topic, tp.partition, offset, first - 1)
+                self.offsets.skip_to((tp.topic, tp.partition), first, now)
+                seek[tp] = first
+        if seek:
+            await self.app.consumer.seek_wait(seek)
+        self.offsets.taken(kept)
+        return kept
+
+    async def reseek(self, now: float) -> None:
+        """Seeks again partitions sought back a while ago and not read there yet."""
+        retry = self.offsets.overdue(now)
+        if retry:
+            log.warning("seeking again: %s", retry)
+            await self.app.consumer.seek_wait({TP(t, p): o for (t, p), o in retry.items()})
+
+    async def assigned(self, assigned: Any) -> int:
+        """Notes where each assigned partition resumes; returns the input partitions held.
+
+        aiokafka seeks only to committed offsets above 0, and Faust can resume a partition
+        this consumer read in an earlier generation past messages nobody committed; those
+        would never be decided. ``admit`` holds every partition to its offsets.
+        """
+        ours = {self.names[r] for r in ("input", "detect", "throttle", "alerts-in")}
+        tps = [tp for tp in assigned if tp.topic in ours]
+        if tps:
+            consumer: Any = self.app.consumer
+            committed = await consumer.seek_to_committed()
+            for tp in tps:
+                offset = committed.get(tp)
+                start = offset if offset and offset > 0 else 0
+                self.offsets.start((tp.topic, tp.partition), start)
+            # in the consumer's thread (a direct seek races its fetcher)
+            await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
+        held = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
+        self.inputs.assign(held, time.monotonic())
+        return len(held)
+
+    def revoked(self, revoked: Any) -> None:
+        """Forgets revoked partitions: their uncommitted messages are read again."""
+        for tp in revoked:
+            if tp.topic == self.names["input"]:
+                self.inputs.revoke(tp.partition)
+                if self.metrics is not None:
+                    self.metrics.remove_consumer_lag(tp.topic, tp.partition)
+        self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
+
+    async def caught_up(self) -> dict[int, int]:
+        """Held input partitions whose every record has been taken, with their end offsets."""
+        tps = [TP(self.names["input"], q) for q in self.inputs.assigned_at]
+        if not tps:
+            return {}
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception as exc:  # broker unreachable: then nothing counts as idle
+            log.warning("cannot read input end offsets: %s", exc)
+            return {}
+        done = {}
+        for tp in tps:
+            # the next offset to take, not the fetch position: fetched is not yet read
+            nxt = self.offsets.expect.get((tp.topic, tp.partition))
+            if nxt is None or tp not in ends:
+                continue
+            lag = max(0, ends[tp] - nxt)
+            if lag and await self._only_markers(tp, nxt, ends[tp]):
+                lag = 0
+            if self.metrics is not None:
+                self.metrics.consumer_lag(tp.topic, tp.partition, lag)
+            if not lag:
+                done[tp.partition] = ends[tp]
+        return done
+
+    async def _only_markers(self, tp: TP, start: int, end: int) -> bool:
+        """Whether offsets ``start`` to ``end - 1`` of a quiet input partition hold no record.
+
+        A transactional producer ends each transaction with a control record that no
+        consumer receives, so the next offset to take stops short of the end offset.
+        """
+        q = tp.partition
+        if not self.inputs.quiet(q, time.monotonic(), self.config.worker.idle_timeout):
+            return False  # records are still coming: it is not idle anyway
+        known = self.inputs.probed.get(q)
+        if known is None or known[:2] != (start, end):
+            first = await asyncio.to_thread(
+                first_offset_from, self.config.kafka, tp.topic, q, start, 5.0, end
+            )
+            if first is None:
+                return False  # no answer: not idle
+            known = self.inputs.probed[q] = (start, end, first >= end)
+        return known[2]
+
+    async def waiting(self, idle: dict[str, int | None]) -> frozenset[str]:
+        """Input sources marked idle that have records behind the offset they were read to.
+
+        Called after a batch arrived: a replay's begin markers are in every partition
+        before its first record, so a partition another worker still calls idle shows them
+        here, and no shard decides past its records (as Kafka Streams' KIP-695 does).
+
+        Args:
+            idle: Idle input sources (``i<partition>``) with the end offset read to.
+        """
+        if not idle:
+            return frozenset()
+        topic = self.names["input"]
+        tps = {TP(topic, int(source[1:])): source for source in idle}
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception as exc:  # no answer: none counts as idle, decisions wait
+            log.warning("cannot read input end offsets: %s", exc)
+            return frozenset(idle)
+        out = set()
+        for tp, source in tps.items():
+            read_to = idle[source]
+            if read_to is None or tp not in ends or ends[tp] > read_to:
+                out.add(source)
+        return frozenset(out)

@@ -1,0 +1,95 @@
+"""Pins the private faust-streaming and aiokafka API that faust_app.py relies on.
+
+If an upgrade changes any of these, the worker would fail in ways only a broker run shows;
+these tests fail first, and name what moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import aiokafka
+import faust
+import mode
+import pytest
+from faust.stores import memory
+from faust.tables import base as tables
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+
+from aupwatch.streams.config import AppConfig
+from aupwatch.streams.worker import faust_app
+
+
+def test_faust_is_the_pinned_version() -> None:
+    assert faust.__version__ == "0.15.3"
+
+
+def test_tables_convert_keys_and_values_through_overridable_hooks() -> None:
+    assert callable(tables.Collection._to_key)
+    assert callable(tables.Collection._to_value)
+    assert faust_app.StateTable._to_key is not tables.Collection._to_key
+
+
+def test_a_memory_store_keeps_a_plain_dict_named_data() -> None:
+    assert "self.data: MutableMapping = {}" in inspect.getsource(memory.Store)
+    table = faust_app.StateTable(_app(), name="pin-state", partitions=1)
+    assert isinstance(faust_app.table_dict(table), dict)
+
+
+def test_the_producer_exposes_its_aiokafka_producer_with_record_batches() -> None:
+    assert callable(driver.Producer._ensure_producer)
+    for name in ("create_batch", "send_batch"):
+        assert callable(getattr(aiokafka.AIOKafkaProducer, name))
+
+
+def test_the_consumer_commits_given_offsets() -> None:
+    params = list(inspect.signature(driver.Consumer._commit).parameters)
+    assert params == ["self", "offsets"]
+    assert inspect.iscoroutinefunction(driver.Consumer._commit)
+
+    class Consumer:
+        committed: Any = None
+
+        async def _commit(self, offsets: Any) -> bool:
+            self.committed = offsets
+            return True
+
+    consumer = Consumer()
+    asyncio.run(faust_app.commit_offsets(consumer, {("t", 2): 17}))
+    assert consumer.committed == {TP("t", 2): 17}
+
+
+def test_shutdown_on_a_signal_goes_through_schedule_shutdown_once() -> None:
+    params = list(inspect.signature(mode.Worker._schedule_shutdown).parameters)
+    assert params == ["self", "signal"]
+    assert mode.Worker._signal_stop_time is None  # class default, set on the first signal
+    source = inspect.getsource(mode.Worker._on_sigterm)
+    assert "_schedule_shutdown" in source
+
+
+def test_a_signal_arms_the_forced_exit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    armed: list[float] = []
+
+    class Timer:
+        def __init__(self, after: float, fn: Any, args: Any) -> None:
+            armed.append(after)
+            self.daemon = False
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(faust_app.threading, "Timer", Timer)
+    monkeypatch.setattr(mode.Worker, "_schedule_shutdown", lambda self, signal: None)
+    worker = object.__new__(faust_app.BoundedStopWorker)
+    worker._signal_stop_time = None
+    faust_app.BoundedStopWorker._schedule_shutdown(worker, 15)  # type: ignore[arg-type]
+    worker._signal_stop_time = 1.0  # as mode sets it on the first signal
+    faust_app.BoundedStopWorker._schedule_shutdown(worker, 15)  # type: ignore[arg-type]
+    assert armed == [faust_app.BoundedStopWorker.stop_timeout]
+
+
+def _app() -> faust.App:
+    return faust.App("pin", **faust_app.faust_settings(AppConfig()))
