@@ -15,6 +15,14 @@ from aupwatch.streams.replay.replay import Progress, open_input
 
 # options that only mean something with --to-kafka, by argparse dest
 KAFKA_ONLY = ("bootstrap_servers", "input_topic", "partitions", "batch", "pace", "since", "until")
+# options of the offline path, by argparse dest, with their defaults
+OFFLINE_ONLY = {
+    "alerts": "-",
+    "dead_letters": None,
+    "suppressed": None,
+    "upserts": False,
+    "metrics_port": None,
+}
 # seconds to wait for a TCP connection to a bootstrap server before giving up
 REACH_TIMEOUT = 10.0
 
@@ -65,6 +73,21 @@ def refuse_without_to_kafka(args: argparse.Namespace) -> None:
         raise UsageError(f"{', '.join(given)} only apply with --to-kafka")
 
 
+def refuse_offline_options(args: argparse.Namespace) -> None:
+    """Rejects options of the offline path given with ``--to-kafka`` (they would do nothing).
+
+    Raises:
+        UsageError: One of them was given.
+    """
+    given = [
+        f"--{dest.replace('_', '-')}"
+        for dest, default in OFFLINE_ONLY.items()
+        if getattr(args, dest) != default
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)} do not apply with --to-kafka")
+
+
 def _with_kafka(config: AppConfig, args: argparse.Namespace) -> AppConfig:
     changes = {
         field: getattr(args, field)
@@ -83,11 +106,13 @@ def send(args: argparse.Namespace, config: AppConfig) -> int:
         0 when every record read was sent or skipped by the time filter, else 1.
 
     Raises:
-        UsageError: A bad --batch, --pace, --since or --until.
+        UsageError: A bad --batch, --pace, --since or --until, or an option of the
+            offline path.
         AupwatchError: Kafka cannot be reached.
     """
     from aupwatch.streams.kafka_io import check_reachable, ensure_topics, send_records
 
+    refuse_offline_options(args)
     batch = 1 if args.batch is None else args.batch
     if batch < 1:
         raise UsageError("--batch must be at least 1")

@@ -114,6 +114,29 @@ def test_replay_since_without_to_kafka(tmp_path: Path) -> None:
     assert_one_line_error(result, "--since only apply with --to-kafka")
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--metrics-port", "9464"], "--metrics-port"),
+        (["--alerts", "out.jsonl", "--upserts"], "--alerts, --upserts"),
+        (
+            ["--dead-letters", "dead.jsonl", "--suppressed", "s.jsonl"],
+            "--dead-letters, --suppressed",
+        ),
+    ],
+)
+def test_replay_offline_options_with_to_kafka(
+    tmp_path: Path, no_broker: str, args: list[str], named: str
+) -> None:
+    argv = ["replay", "--to-kafka", "--bootstrap-servers", no_broker, *args, "/dev/null"]
+    assert_one_line_error(run(tmp_path, *argv), f"{named} do not apply with --to-kafka")
+
+
+def test_bootstrap_server_without_a_port(tmp_path: Path) -> None:
+    result = run(tmp_path, "alerts", "--bootstrap-servers", "broker")
+    assert_one_line_error(result, "bootstrap server is not HOST:PORT")
+
+
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
