@@ -11,6 +11,7 @@ from aupwatch.detectors.pipeline import route
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
 from aupwatch.streams import markers
+from aupwatch.streams.rejected import rejected_kind
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import partition_of
@@ -100,5 +101,5 @@ class Ingest:
         ]
         await self.dead_topic.send(value=line, headers=headers)
         if self.metrics is not None:
-            self.metrics.record("unknown", "dead_letter")
+            self.metrics.record(rejected_kind(line), "dead_letter")
             self.metrics.dead_letter(exc.reason)
