@@ -47,6 +47,9 @@ unit: setup ## Only the tests that need no broker or server
 soak: setup services ## Failover runs (a worker killed beside a survivor), five rounds
 	for i in 1 2 3 4 5; do $(BIN)/python -m pytest -q -m soak tests/streams || exit 1; done
 
+race: setup services ## An idle group gets a replay, 40 runs (20 beside a CPU burner): each must equal replay
+	$(BIN)/python bench/race.py --runs 40 --burn 20
+
 bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on the local broker)
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/stream.py
@@ -58,4 +61,4 @@ worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 kafka-stop: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh stop
 
-.PHONY: help setup demo services lint test unit soak bench worker kafka-stop
+.PHONY: help setup demo services lint test unit soak race bench worker kafka-stop

@@ -36,6 +36,7 @@ from tests.streams.harness import (  # noqa: E402
 )
 
 DATA = ROOT / "tests" / "streams" / "worker" / "data" / "group-start.jsonl.gz"
+FAST = {"AUPWATCH_WORKER__SESSION_TIMEOUT": "10"}  # a killed member leaves the group sooner
 
 
 def settle(dep: Deployment, expected: dict, timeout: float, quiet: float) -> dict:
@@ -59,11 +60,18 @@ def settle(dep: Deployment, expected: dict, timeout: float, quiet: float) -> dic
 
 
 def one_run(
-    i: int, rng: random.Random, data: Path, expected: dict, burn: bool, boot: str, tmp: Path
+    i: int,
+    rng: random.Random,
+    data: Path,
+    expected: dict,
+    burn: bool,
+    boot: str,
+    tmp: Path,
+    kill_share: float,
 ) -> tuple[bool, str]:
     workers = rng.choice((1, 2))
     batch = rng.choice((1, 100))
-    kill = rng.random() < 0.25
+    kill = rng.random() < kill_share
     idle = rng.uniform(8, 12)
     gap = rng.uniform(0, 4)
     desc = f"workers={workers} batch={batch} kill={'yes' if kill else 'no'} idle={idle:.1f}s"
@@ -79,7 +87,7 @@ def one_run(
         rng.shuffle(names)
         procs = {}
         for name in names:
-            procs[name] = dep.start_worker(name)
+            procs[name] = dep.start_worker(name, **FAST)
             time.sleep(gap)
         time.sleep(idle)
         sender = subprocess.Popen(
@@ -95,9 +103,10 @@ def one_run(
             procs[victim].kill()
             procs[victim].wait()
             time.sleep(rng.uniform(0, 3))
-            procs[victim] = dep.start_worker(victim + "b")
+            procs[victim] = dep.start_worker(victim + "b", **FAST)
         sender.wait(timeout=300)
-        got = settle(dep, expected, timeout=240, quiet=30)
+        # after a kill the group waits out the dead member's session, then rebalances
+        got = settle(dep, expected, timeout=300, quiet=75 if kill else 30)
         ok = got == expected
         detail = "" if ok else "\n    " + describe_difference(expected, got).replace("\n", "\n    ")
         return ok, desc + detail
@@ -118,7 +127,7 @@ def main() -> int:
     ap.add_argument("--burn", type=int, default=20, help="runs with a CPU burner beside")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--keep", action="store_true", help="keep the worker logs of every run")
+    ap.add_argument("--kill-share", type=float, default=0.25, help="share of runs with a kill")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -130,7 +139,7 @@ def main() -> int:
     same = 0
     for i in range(args.runs):
         start = time.monotonic()
-        ok, desc = one_run(i, rng, args.data, expected, i in burn, boot, tmp)
+        ok, desc = one_run(i, rng, args.data, expected, i in burn, boot, tmp, args.kill_share)
         same += ok
         verdict = "identical" if ok else "DIFFERS"
         print(f"run {i + 1:2d}: {verdict:9s} {time.monotonic() - start:5.0f}s {desc}", flush=True)
