@@ -6,6 +6,7 @@ Parsing is pure: the entry points read the file and the environment, then call
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,17 @@ class DetectorConfig:
         )
     )
     default_plan: Plan = Plan(1.0, 10)
+    # call fields that link accounts; addresses and values that link no one
+    link_fields: tuple[str, ...] = ("source_ip",)
+    link_ignore: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    link_ignore_values: frozenset[str] = frozenset()
+    ownership_wait: int = 300 * US_PER_S
+    ownership_retention: int = 90 * 86_400 * US_PER_S  # 0: owners are kept forever
+    disrespect_window: int = 300 * US_PER_S
+    min_throttled: int = 20
+    min_share: float = 0.5
+    overreach_window: int = 86_400 * US_PER_S
+    max_sellers: int = 25
     dormant_after: int = 90 * 86_400 * US_PER_S
     warn_after: int = 60 * 86_400 * US_PER_S
     sample_size: int = 10
@@ -119,7 +131,8 @@ class DetectorConfig:
 
         Args:
             data: The parsed TOML document (only the detector tables are read:
-                ``time``, ``alerts``, ``roles``, ``throttle``, ``dormant``, ``detectors``,
+                ``time``, ``alerts``, ``roles``, ``throttle``, ``disclosure``, ``dormant``,
+                ``throttle_disrespect``, ``internal_overreach``, ``detectors``,
                 ``exceptions``).
 
         Returns:
@@ -149,8 +162,18 @@ class DetectorConfig:
         thr = _table(
             data,
             "throttle",
-            {"link_horizon", "window", "min_excess_calls", "plans", "default_plan"},
+            {
+                "link_horizon",
+                "link_fields",
+                "link_ignore",
+                "link_ignore_values",
+                "window",
+                "min_excess_calls",
+                "plans",
+                "default_plan",
+            },
         )
+        out.update(_links(thr))
         if "link_horizon" in thr:
             out["link_horizon"] = parse_duration(thr["link_horizon"], "throttle.link_horizon")
         if "window" in thr:
@@ -168,6 +191,11 @@ class DetectorConfig:
             )
         if "default_plan" in thr:
             out["default_plan"] = _plan(thr["default_plan"], "throttle.default_plan")
+        disclosure = _table(data, "disclosure", {"ownership_wait", "ownership_retention"})
+        for key in ("ownership_wait", "ownership_retention"):
+            if key in disclosure:
+                out[key] = parse_duration(disclosure[key], f"disclosure.{key}")
+        out.update(_v2_tables(data))
         dormant = _table(data, "dormant", {"dormant_after", "warn_after"})
         for key in ("dormant_after", "warn_after"):
             if key in dormant:
@@ -212,3 +240,67 @@ def _plan(value: Any, name: str) -> Plan:
         if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
             raise ConfigError(f"{name}: rate and burst must be positive numbers", key=name)
     return Plan(float(rate), float(burst))
+
+
+LINK_FIELDS = ("source_ip", "user_agent")
+
+
+def _links(thr: Mapping[str, Any]) -> dict[str, Any]:
+    """Parses ``link_fields``, ``link_ignore`` (CIDR networks) and ``link_ignore_values``."""
+    out: dict[str, Any] = {}
+    if "link_fields" in thr:
+        fields = _strings(thr["link_fields"], "throttle.link_fields")
+        bad = [f for f in fields if f not in LINK_FIELDS]
+        if bad or not fields:
+            raise ConfigError(
+                f"throttle.link_fields must list some of {', '.join(LINK_FIELDS)}, got {fields!r}",
+                key="throttle.link_fields",
+            )
+        out["link_fields"] = tuple(f for f in LINK_FIELDS if f in fields)
+    if "link_ignore" in thr:
+        nets = []
+        for n, text in enumerate(_strings(thr["link_ignore"], "throttle.link_ignore")):
+            try:
+                nets.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                name = f"throttle.link_ignore[{n}]"
+                raise ConfigError(
+                    f"{name} must be a CIDR network such as '10.0.0.0/8', got {text!r}", key=name
+                ) from None
+        out["link_ignore"] = tuple(nets)
+    if "link_ignore_values" in thr:
+        values = _strings(thr["link_ignore_values"], "throttle.link_ignore_values")
+        out["link_ignore_values"] = frozenset(values)
+    return out
+
+
+def _v2_tables(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Parses ``[throttle_disrespect]`` and ``[internal_overreach]``."""
+    out: dict[str, Any] = {}
+    tdr = _table(data, "throttle_disrespect", {"window", "min_throttled", "min_share"})
+    if "window" in tdr:
+        out["disrespect_window"] = parse_duration(tdr["window"], "throttle_disrespect.window")
+    if "min_throttled" in tdr:
+        name = "throttle_disrespect.min_throttled"
+        out["min_throttled"] = _positive_int(tdr["min_throttled"], name)
+    if "min_share" in tdr:
+        share = tdr["min_share"]
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+            raise ConfigError(
+                f"throttle_disrespect.min_share must be a number in (0, 1], got {share!r}",
+                key="throttle_disrespect.min_share",
+            )
+        out["min_share"] = float(share)
+    ovr = _table(data, "internal_overreach", {"window", "max_sellers"})
+    if "window" in ovr:
+        out["overreach_window"] = parse_duration(ovr["window"], "internal_overreach.window")
+    if "max_sellers" in ovr:
+        name = "internal_overreach.max_sellers"
+        out["max_sellers"] = _positive_int(ovr["max_sellers"], name)
+    return out
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name} must be a list of non-empty strings", key=name)
+    return list(value)

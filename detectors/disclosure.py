@@ -1,12 +1,14 @@
 """cross_seller_disclosure: seller data shown to another seller's user or an outsider.
 
-State key ``O|app|resource``; the state is the set of sellers that own the resource
-within the app (each with the time it was first fetched for them).
+State key ``O|app|resource``; the state holds the sellers that own the resource within the
+app (each with the time of the latest successful call that returned it for them) and the
+accesses still waiting for an owner (``ownership_wait``). The same ownership feeds
+``internal_overreach``: accesses by internal users are forwarded to it with their owners.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.occurrence import Emitter
@@ -16,43 +18,98 @@ if TYPE_CHECKING:
     from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "cross_seller_disclosure"
+OVERREACH = "internal_overreach"
 
 
 class Disclosure:
     """Records ownership from successful calls and judges each disclosed resource.
 
     Args:
-        config: Gives the exceptions.
+        config: Gives ``ownership_wait``, ``ownership_retention``, the exceptions and
+            which of the two detectors that read ownership are switched on.
     """
 
     prefix = "O"
 
     def __init__(self, config: DetectorConfig) -> None:
         self.occur = Emitter(config, NAME)
+        self.wait = config.ownership_wait
+        self.retention = config.ownership_retention
+        self.judging = NAME not in config.disabled
+        self.overreach = OVERREACH not in config.disabled
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds an owner (``c``) or judges a data access (``a``)."""
         payload = item[4]
+        ts = item[0]
         if payload[0] == "c":
+            seller = payload[1]
             if state is None:
-                return {"own": {payload[1]: item[0]}}
-            state["own"].setdefault(payload[1], item[0])
+                state = {"own": {seller: ts}}
+                if self.retention:
+                    state["_t"] = ts + self.retention + 1
+                return state
+            owners = state["own"]
+            new = seller not in owners
+            owners[seller] = ts
+            if self.retention and state.get("_t") is None:
+                state["_t"] = ts + self.retention + 1
+            if new and state.get("wait"):
+                self._owner_for_waiting(key, state, seller, item, out)
             return state
+        viewer_type = payload[1]
+        if state is None or not state["own"]:
+            if not self.wait:
+                if viewer_type != "internal_user":
+                    out.unowned += 1
+                return state
+            # no owner yet: wait for a successful call within ownership_wait
+            if state is None:
+                state = {"own": {}}
+            state.setdefault("wait", []).append([ts, item[2], payload, False, item[5]])
+            due = ts + self.wait + 1
+            if state.get("_t") is None or state["_t"] > due:
+                state["_t"] = due
+            return state
+        self._judge(key, state["own"], item, payload, out, ts)
+        return state
+
+    def _judge(
+        self,
+        key: str,
+        owners: dict[str, int],
+        item: Item,
+        payload: Any,
+        out: Output,
+        at: int,
+        only: str | None = None,
+    ) -> None:
+        """Judges one access against the owners (or the one new owner ``only``) at ``at``."""
         _, viewer_type, viewer_id, viewer_seller, channel = payload
+        _, app, resource = key.split(SEP, 2)
         if viewer_type == "internal_user":
-            return state
-        if state is None:
-            out.unowned += 1
-            return None
-        owners = state["own"]
+            if self.overreach:
+                sellers = sorted(owners) if only is None else [only]
+                out.forwards.append(
+                    (
+                        at,
+                        item[1],
+                        f"{item[2]}{SEP}{resource}",
+                        f"I{SEP}{app}{SEP}{viewer_id}",
+                        (sellers, resource, item[2]),
+                        item[5],
+                    )
+                )
+            return
+        if not self.judging:
+            return
         if viewer_type == "seller_user":
             if viewer_seller in owners:
-                return state
+                return
             reason, viewer = "other_seller", {"viewer_seller_id": viewer_seller}
         else:
             reason, viewer = "external_party", {"viewer_id": viewer_id}
-        _, app, resource = key.split(SEP, 2)
-        for owner in sorted(owners):
+        for owner in sorted(owners) if only is None else [only]:
             self.occur(
                 out,
                 item,
@@ -61,11 +118,47 @@ class Disclosure:
                 oid=f"{item[2]}{SEP}{resource}",
                 counters={"disclosures": 1},
                 distinct={"resource_ids": resource, "channels": channel},
+                ts=at,
             )
-        return state
+
+    def _owner_for_waiting(
+        self, key: str, state: State, seller: str, call: Item, out: Output
+    ) -> None:
+        """Judges the accesses still waiting against a new owner, at the owning call's time."""
+        for entry in state["wait"]:
+            ts, eid, payload, _, origin = entry
+            if ts + self.wait < call[0]:
+                continue  # its wait is over (the timer has not dropped it yet)
+            entry[3] = True
+            access: Item = (ts, 3, eid, key, payload, origin)
+            self._judge(key, state["own"], access, payload, out, call[0], only=seller)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
-        """Never called: ownership is kept without timers."""
+        """Ends the waits and forgets the owners past ``ownership_retention``."""
+        now = due - 1
+        state["_t"] = None
+        waiting = state.get("wait")
+        if waiting:
+            keep = []
+            for entry in waiting:
+                if entry[0] + self.wait > now:
+                    keep.append(entry)
+                elif not entry[3] and entry[2][1] != "internal_user":
+                    out.unowned += 1  # still without owner after the wait
+            if keep:
+                state["wait"] = keep
+            else:
+                del state["wait"]
+        owners: dict[str, int] = state["own"]
+        if self.retention:
+            for seller in [s for s, last in owners.items() if last + self.retention <= now]:
+                del owners[seller]
+        if not owners and not state.get("wait"):
+            return None
+        dues = [e[0] + self.wait + 1 for e in state.get("wait", ())]
+        if self.retention and owners:
+            dues.append(min(owners.values()) + self.retention + 1)
+        state["_t"] = max(min(dues), due + 1) if dues else None
         return state
 
 
@@ -98,4 +191,5 @@ DETECTOR = Detector(
             build=Disclosure,
         ),
     ),
+    settings=("disclosure.ownership_wait", "disclosure.ownership_retention"),
 )

@@ -2,8 +2,9 @@
 
 The in-process pipeline is what offline replay and tests run.
 
-Stages: ``detect`` (prefixes U, L, O, D) -> ``throttle`` (T) -> ``alerts`` (A). In a
-worker each stage runs one shard per partition of its topic; here one shard each.
+Stages: ``detect`` (prefixes D, G, K, L, O, R, U) -> ``throttle`` (T, I) -> ``alerts``
+(A, S). In a worker each stage runs one shard per partition of its topic; here one shard
+each.
 """
 
 from __future__ import annotations
@@ -37,19 +38,33 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
     ts, eid = rec.ts, rec.event_id
     if isinstance(rec, ApiCall):
         app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
-        operation = rec.operation
-        # prefixes in key order: D < L < O < U
-        items: list[Item] = [
-            (ts, 2, eid, f"D{SEP}{rec.key_id}", ("c", dev, status), origin),
+        operation, region, key_id = rec.operation, rec.region, rec.key_id
+        # prefixes in key order: D < G < K < L < O < R < U
+        items: list[Item] = [(ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin)]
+        if rec.user_agent:
+            items.append(
+                (ts, 2, eid, f"G{SEP}{rec.user_agent}", (dev, region, seller, operation), origin)
+            )
+        items.append(
+            (
+                ts,
+                2,
+                eid,
+                f"K{SEP}{key_id}",
+                ("c", dev, app, operation, status, rec.source_ip),
+                origin,
+            )
+        )
+        items.append(
             (
                 ts,
                 2,
                 eid,
                 f"L{SEP}{rec.source_ip}",
-                (dev, rec.region, seller, operation, status),
+                (dev, region, seller, operation, status),
                 origin,
-            ),
-        ]
+            )
+        )
         rids = rec.resource_ids
         if rids and 200 <= status < 300:
             if len(rids) == 1:  # the usual case, without a comprehension's call
@@ -57,6 +72,9 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
             else:
                 pre = f"O{SEP}{app}{SEP}"
                 items += [(ts, 2, eid, pre + rid, ("c", seller), origin) for rid in sorted(rids)]
+        items.append(
+            (ts, 2, eid, f"R{SEP}{app}{SEP}{seller}{SEP}{operation}", (dev, status), origin)
+        )
         items.append(
             (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ("c", dev, operation, status), origin)
         )
@@ -78,29 +96,32 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
             out.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
         return out
     assert isinstance(rec, KeyEvent)
+    rank = KIND_RANK["key_event"]
     return [
+        (ts, rank, eid, f"D{SEP}{rec.key_id}", ("k", rec.action, rec.developer_id), origin),
         (
             ts,
-            KIND_RANK["key_event"],
+            rank,
             eid,
-            f"D{SEP}{rec.key_id}",
-            ("k", rec.action, rec.developer_id),
+            f"K{SEP}{rec.key_id}",
+            ("k", rec.action, rec.developer_id, rec.app_id),
             origin,
-        )
+        ),
     ]
 
 
 def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
-    """Drops the forwards that cannot change the throttle stage.
+    """Drops the forwards to ``SharedQuota`` that cannot change the throttle stage.
 
     A forward is decided in the step that made it (its time is at most the watermark
-    both shards advance to). ``SharedQuota`` creates state only for a call with links
-    (payload ``[developer, status, address, links]``), so a call without links to a scope
-    that has no state, and no call with links in this step or still buffered, meets no
-    state when decided and changes nothing. Most calls share no address.
+    both shards advance to). ``SharedQuota`` (prefix T) creates state only for a call with
+    links (payload ``[developer, status, address, links]``), so a call without links to a
+    scope that has no state, and no call with links in this step or still buffered, meets
+    no state when decided and changes nothing. Most calls share no address. Forwards to
+    other operators all pass.
     """
-    live = {f[3] for f in forwards if f[4][3]}
-    live.update(b[3] for b in throttle.buffer if b[4][3])
+    live = {f[3] for f in forwards if f[3][0] != "T" or f[4][3]}
+    live.update(b[3] for b in throttle.buffer if b[3][0] == "T" and b[4][3])
     store = throttle.store
     return [f for f in forwards if f[3] in live or f[3] in store]
 

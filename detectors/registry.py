@@ -9,7 +9,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from aupwatch.detectors import disclosure, dormant, throttle, unauthorized
+from aupwatch.detectors import (
+    credential,
+    disclosure,
+    disrespect,
+    dormant,
+    overreach,
+    throttle,
+    unauthorized,
+)
 from aupwatch.detectors.declare import Detector, Severity
 
 if TYPE_CHECKING:
@@ -21,6 +29,9 @@ DETECTORS: tuple[Detector, ...] = (
     throttle.DETECTOR,
     disclosure.DETECTOR,
     dormant.DETECTOR,
+    credential.DETECTOR,
+    disrespect.DETECTOR,
+    overreach.DETECTOR,
 )
 CATALOG: Mapping[str, Detector] = MappingProxyType({d.name: d for d in DETECTORS})
 CLAUSES: Mapping[str, str] = MappingProxyType({d.name: d.clause for d in DETECTORS})
@@ -80,10 +91,20 @@ def detector_operators(stage: str, config: DetectorConfig) -> list[Operator]:
     Returns:
         One operator per declared step of that stage.
     """
+    # a step of a switched-off detector still runs while an enabled one reads its forwards
+    needed = {
+        i.removeprefix("forward:")
+        for d in DETECTORS
+        if d.name not in config.disabled
+        for step in d.steps
+        for i in step.inputs
+        if i.startswith("forward:")
+    }
     ops: list[Operator] = []
     for d in DETECTORS:
         for step in d.steps:
             if step.stage != stage:
                 continue
-            ops.append(Disabled(step.prefix) if d.name in config.disabled else step.build(config))
+            off = d.name in config.disabled and step.prefix not in needed
+            ops.append(Disabled(step.prefix) if off else step.build(config))
     return ops

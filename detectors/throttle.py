@@ -1,13 +1,15 @@
 """throttle_circumvention: linked developer accounts sharing one seller's quota.
 
-Two steps. ``Links`` (state key ``L|address``) sees every call by source address and
-forwards it with the accounts it links to. ``SharedQuota`` (state key
-``T|region|seller|operation``) keeps those links, finds the calling account's group and
-runs the group's calls through one token bucket.
+Three steps. ``Links`` (state key ``L|address``) sees every call by source address and
+forwards it with the accounts it links to. ``AgentLinks`` (state key ``G|user agent``)
+does the same by user agent when ``link_fields`` lists it, forwarding links only.
+``SharedQuota`` (state key ``T|region|seller|operation``) keeps those links, finds the
+calling account's group and runs the group's calls through one token bucket.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,24 +22,64 @@ if TYPE_CHECKING:
 
 NAME = "throttle_circumvention"
 _US = 1_000_000
+# rank of link-only forwards: before the calls of the same instant, which they may link
+_LINK_RANK = 1
+_CACHE_MAX = 1 << 16
+
+
+class _Ignored:
+    """Whether an address or value links no one (``link_ignore``, ``link_ignore_values``)."""
+
+    __slots__ = ("cache", "nets", "values")
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.nets = config.link_ignore
+        self.values = config.link_ignore_values
+        self.cache: dict[str, bool] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.nets or self.values)
+
+    def __call__(self, value: str) -> bool:
+        hit = self.cache.get(value)
+        if hit is None:
+            hit = value in self.values
+            if not hit and self.nets:
+                try:
+                    addr = ipaddress.ip_address(value)
+                except ValueError:
+                    addr = None
+                hit = addr is not None and any(addr in net for net in self.nets)
+            if len(self.cache) >= _CACHE_MAX:
+                self.cache.clear()  # a pure function of the value: bounded memo only
+            self.cache[value] = hit
+        return hit
 
 
 class Links:
     """Links accounts that call from one address within ``link_horizon``.
 
     Args:
-        config: Gives ``link_horizon``.
+        config: Gives ``link_horizon``, ``link_fields`` and the ignored addresses.
     """
 
     prefix = "L"
 
     def __init__(self, config: DetectorConfig) -> None:
         self.horizon = config.link_horizon
+        self.linking = "source_ip" in config.link_fields
+        self.ignored = _Ignored(config)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
         ts = item[0]
         developer, region, seller, operation, status = item[4]
+        address = key[2:]  # the key is "L", SEP, address
+        if not self.linking or (self.ignored and self.ignored(address)):
+            # links no one, but the call still counts in the bucket of a group linked otherwise
+            scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
+            out.forwards.append((ts, item[1], item[2], scope, (developer, status, "", ()), item[5]))
+            return state
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]
@@ -51,7 +93,6 @@ class Links:
             links.sort()
         if last is None or ts > last:
             devs[developer] = ts
-        address = key[2:]  # the key is "L", SEP, address
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append(
             (ts, item[1], item[2], scope, (developer, status, address, links), item[5])
@@ -66,6 +107,54 @@ class Links:
             return None
         state["devs"] = devs
         state["_t"] = max(devs.values()) + self.horizon + 1
+        return state
+
+
+class AgentLinks(Links):
+    """Links accounts that call with one user agent within ``link_horizon``.
+
+    Only when ``link_fields`` lists ``user_agent``. Forwards links only (the call itself is
+    charged by ``Links``), ahead of the calls of the same instant.
+
+    Args:
+        config: Gives ``link_horizon``, ``link_fields`` and ``link_ignore_values``.
+    """
+
+    prefix = "G"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.linking = "user_agent" in config.link_fields
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Forwards the accounts this call's user agent links to its scope (if any)."""
+        if not self.linking:
+            return state
+        agent = key[2:]
+        if agent in self.ignored.values:
+            return state
+        ts = item[0]
+        developer, region, seller, operation = item[4]
+        if state is None:
+            state = {"devs": {}, "_t": ts + self.horizon + 1}
+        devs: dict[str, int] = state["devs"]
+        last = devs.get(developer)
+        if last is None or ts > last:
+            devs[developer] = ts
+        since = ts - self.horizon
+        links = sorted(d for d, t in devs.items() if t >= since and d != developer)
+        if links:
+            scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
+            out.forwards.append(
+                (
+                    ts,
+                    _LINK_RANK,
+                    f"{item[2]}{SEP}ua",
+                    scope,
+                    (developer, None, agent, links),
+                    item[5],
+                )
+            )
         return state
 
 
@@ -99,6 +188,11 @@ class SharedQuota:
         edges: dict[str, int] = state["edges"]
         for other in links:
             edges[_pair(developer, other)] = ts
+        if status is None:
+            # links by user agent only: remembered for the evidence, nothing charged
+            agents: dict[str, int] = state.setdefault("ua", {})
+            agents[address] = ts
+            return state
         group = self._group(edges, developer, ts - self.horizon)
         if len(group) < 2:
             return state
@@ -149,6 +243,7 @@ class SharedQuota:
                     "excess_calls": len(g["excess"]),
                     "plan": {"rate": plan.rate, "burst": plan.burst},
                     "shared_addresses": sorted(g["addr"])[: self.config.sample_size],
+                    **self._agents(state, ts),
                 },
             )
         return state
@@ -158,6 +253,12 @@ class SharedQuota:
         now = due - 1
         plan = self.config.plan_for(key.rsplit(SEP, 1)[1])
         state["edges"] = {p: t for p, t in state["edges"].items() if t >= now - self.horizon}
+        if "ua" in state:
+            agents = {a: t for a, t in state["ua"].items() if t >= now - self.horizon}
+            if agents:
+                state["ua"] = agents
+            else:
+                del state["ua"]
         groups = {}
         for gkey, g in state["groups"].items():
             refilled = g["tokens"] + plan.rate * (now - g["at"]) / _US
@@ -170,6 +271,15 @@ class SharedQuota:
         latest = max([*state["edges"].values(), *(g["at"] for g in groups.values())])
         state["_t"] = max(latest + self.keep + 1, due + 1)
         return state
+
+    def _agents(self, state: State, ts: int) -> dict[str, list[str]]:
+        """The user agents that linked accounts of this scope (only when any did)."""
+        agents = state.get("ua")
+        if not agents:
+            return {}
+        since = ts - self.horizon
+        alive = sorted(a for a, t in agents.items() if t >= since)
+        return {"shared_user_agents": alive[: self.config.sample_size]} if alive else {}
 
     def _group(self, edges: dict[str, int], start: str, since: int) -> tuple[str, ...]:
         alive: dict[str, list[str]] = {}
@@ -216,16 +326,20 @@ DETECTOR = Detector(
     ),
     steps=(
         Step("L", "detect", key=("source_ip",), inputs=("api_call",), build=Links),
+        Step("G", "detect", key=("user_agent",), inputs=("api_call",), build=AgentLinks),
         Step(
             "T",
             "throttle",
             key=("region", "seller_id", "operation"),
-            inputs=("forward:L",),
+            inputs=("forward:L", "forward:G"),
             build=SharedQuota,
         ),
     ),
     settings=(
         "throttle.link_horizon",
+        "throttle.link_fields",
+        "throttle.link_ignore",
+        "throttle.link_ignore_values",
         "throttle.window",
         "throttle.min_excess_calls",
         "throttle.plans",

@@ -19,7 +19,18 @@ from aupwatch.errors import ConfigError
 from aupwatch.schemas.decode import DEFAULT_MAX_RECORD_BYTES
 
 ENV_PREFIX = "AUPWATCH_"
-DETECTOR_TABLES = ("time", "alerts", "roles", "throttle", "dormant", "detectors", "exceptions")
+DETECTOR_TABLES = (
+    "time",
+    "alerts",
+    "roles",
+    "throttle",
+    "disclosure",
+    "throttle_disrespect",
+    "internal_overreach",
+    "dormant",
+    "detectors",
+    "exceptions",
+)
 
 
 @dataclass(frozen=True)

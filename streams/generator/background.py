@@ -19,6 +19,8 @@ from aupwatch.streams.generator.entities import (
 )
 from aupwatch.streams.generator.world import World
 
+STAFF_SELLERS = 20
+
 
 def background(world: World, target: int) -> None:
     """Emit sessions of ordinary traffic until ``target`` lines exist."""
@@ -39,6 +41,8 @@ def background(world: World, target: int) -> None:
     res = world.order_id
     max_ts = world.max_ts
     counter = [world.n_ev]
+    # sellers each staff user has seen: kept below internal_overreach's threshold (25)
+    portfolio: dict[str, set[str]] = {}
 
     def emit_call(
         ts: int,
@@ -73,7 +77,18 @@ def background(world: World, target: int) -> None:
 
     def emit_access(ts: int, app: App, seller: Seller, rids: list[str], channel: str) -> None:
         counter[0] += 1
-        if rnd() < 0.8:
+        internal = rnd() >= 0.8
+        viewer = ""
+        if internal:
+            staff = app.dev.staff
+            viewer = staff[int(rnd() * len(staff))]
+            seen = portfolio.setdefault(viewer, set())
+            if seller.id not in seen and len(seen) >= STAFF_SELLERS:
+                internal = False  # a user of the seller sees it instead (no draw: same stream)
+            else:
+                seen.add(seller.id)
+        if not internal:
+            user = seller.users[int(rnd() * len(seller.users))] if not viewer else seller.users[0]
             rec = {
                 "event_id": f"e{counter[0]}",
                 "kind": "data_access",
@@ -81,12 +96,11 @@ def background(world: World, target: int) -> None:
                 "app_id": app.id,
                 "resource_ids": rids,
                 "viewer_type": "seller_user",
-                "viewer_id": seller.users[int(rnd() * len(seller.users))],
+                "viewer_id": user,
                 "viewer_seller_id": seller.id,
                 "channel": channel,
             }
         else:
-            staff = app.dev.staff
             rec = {
                 "event_id": f"e{counter[0]}",
                 "kind": "data_access",
@@ -94,7 +108,7 @@ def background(world: World, target: int) -> None:
                 "app_id": app.id,
                 "resource_ids": rids,
                 "viewer_type": "internal_user",
-                "viewer_id": staff[int(rnd() * len(staff))],
+                "viewer_id": viewer,
                 "channel": channel,
             }
         lines.append(bytes(mv(odumps(rec))))

@@ -23,6 +23,9 @@ DETECTORS = (
     "throttle_circumvention",
     "cross_seller_disclosure",
     "dormant_key",
+    "credential_sharing",
+    "throttle_disrespect",
+    "internal_overreach",
 )
 CASE_KEYS = {"description", "config", "records", "expect", "xfail"}
 REQUIRED_CASE_KEYS = {"description", "records", "expect"}
@@ -173,6 +176,10 @@ CLAUSES = {
     "aggregated, obtained through Marketplace APIs on behalf of a Seller to other "
     "Application users or any outside parties.",
     "dormant_key": "Keys that do not make a successful call in 90 days will be deleted.",
+    "credential_sharing": "Never share keys or passwords.",
+    "throttle_disrespect": "Design your Application to respect per-Seller throttling quotas.",
+    "internal_overreach": "Only grant access to data on a 'need-to-know' basis within your "
+    "organization.",
 }
 SEVERITIES = {
     ("unauthorized_seller_access", "no_grant"): "high",
@@ -187,6 +194,10 @@ SEVERITIES = {
     ("dormant_key", "dormant"): "low",
     ("dormant_key", "reactivated"): "medium",
     ("dormant_key", "revoked_key_used"): "high",
+    ("credential_sharing", "foreign_developer"): "high",
+    ("credential_sharing", "foreign_app"): "medium",
+    ("throttle_disrespect", "retry_storm"): "medium",
+    ("internal_overreach", "broad_access"): "medium",
 }
 SUBJECT_FIELDS = {
     "unauthorized_seller_access": [
@@ -199,6 +210,12 @@ SUBJECT_FIELDS = {
         {"app_id", "owner_seller_id", "viewer_type", "viewer_id"},
     ],
     "dormant_key": [{"key_id", "developer_id"}],
+    "credential_sharing": [
+        {"key_id", "owner_developer_id", "developer_id"},
+        {"key_id", "owner_developer_id", "app_id"},
+    ],
+    "throttle_disrespect": [{"app_id", "seller_id", "operation", "developer_id"}],
+    "internal_overreach": [{"app_id", "viewer_id"}],
 }
 ALERT_FIELDS = {
     "alert_id",

@@ -18,7 +18,10 @@ from aupwatch.detectors.config import DetectorConfig
 from aupwatch.schemas.records import parse_ts
 from tests.detectors.support import Alert, decode_all, replay
 
-CONFIG = DetectorConfig()
+# small thresholds keep the version 2 detectors' part of the scenario short
+CONFIG = DetectorConfig.from_mapping(
+    {"throttle_disrespect": {"min_throttled": 3}, "internal_overreach": {"max_sellers": 3}}
+)
 LATENESS_S = CONFIG.allowed_lateness // 1_000_000
 HORIZON_S = CONFIG.dedup_horizon // 1_000_000
 BASE = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
@@ -138,6 +141,26 @@ def scenario() -> list[Rec]:
         _access("a5", _t(14), ["o-2"], "internal_user"),
         _call("x1", _t(10), key_id="k-rev", seller_id="S1"),
     ]
+    # credential_sharing: k-1 (created by dev-1) used by dev-9; k-4 (first seen with app-1)
+    # used by its owner through app-7
+    recs += [
+        _call("s1", _t(11), developer_id="dev-9", app_id="app-9"),
+        _call("s2", _t(2), key_id="k-4", seller_id="S1"),
+        _call("s3", _t(13), key_id="k-4", seller_id="S1", app_id="app-7"),
+    ]
+    # throttle_disrespect: four 429s of getOrder for S1 (the 3rd and 4th are occurrences)
+    recs += [_call(f"q{i}", _t(40 + i), operation="getOrder", status=429) for i in range(4)]
+    # internal_overreach: an internal user reaches S1, S4 (c-1) and S7, then S8 through
+    # a resource fetched 22 s after it was seen (ownership_wait); a user of S2 sees w-2
+    # before it is fetched for S1
+    recs += [
+        _call("f7", _t(16), seller_id="S7", resource_ids=["r-7"], key_id="k-7"),
+        _access("a6", _t(17), ["o-1", "c-1", "r-7"], "internal_user"),
+        _access("a7", _t(18), ["w-1"], "internal_user"),
+        _access("a8", _t(19), ["w-2"], "seller_user", viewer_seller_id="S2"),
+        _call("f8", _t(40), seller_id="S8", resource_ids=["w-1"], key_id="k-8"),
+        _call("f9", _t(45), resource_ids=["w-2"]),
+    ]
     # dormant: k-1 and k-2 go quiet; k-2 comes back with a failed then a good call
     recs += [
         _call("d1", _t(-2, days=100), key_id="k-2", status=403),
@@ -183,6 +206,10 @@ def test_scenario_raises_every_kind_of_alert() -> None:
         ("dormant_key", "dormant"),
         ("dormant_key", "reactivated"),
         ("dormant_key", "revoked_key_used"),
+        ("credential_sharing", "foreign_developer"),
+        ("credential_sharing", "foreign_app"),
+        ("throttle_disrespect", "retry_storm"),
+        ("internal_overreach", "broad_access"),
     }, sorted(reasons)
     # the grant half a second before its call counts; the stepping of the baseline
     # matches record-by-record stepping of the sorted input

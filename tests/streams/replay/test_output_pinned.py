@@ -17,10 +17,10 @@ import pytest
 from aupwatch.cli import main
 from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
-INPUT_SHA256 = "b80760e4b7a64d5ccd4ccabcabd94dfebda4bd59e1edb3a7e4f4f7bb5b9392d6"
+INPUT_SHA256 = "b7ded931450a38db4cba1faed6f709bd569dd3e744ba0c26615ea2eec009f707"
 ALERTS_SHA256 = "67ba442b276dd4f6899b183f00577e4fcf208367adda012be362dbd0e7337c9e"
 # dead letters name their source file; the hash is over them with ``source`` removed
-DEAD_SHA256 = "f134a58b5edf89ded9d17cc5324be8a71741134e0e61e0322857862959d1d85d"
+DEAD_SHA256 = "9699a6b54dd75d043c09a29f7511458a21032dfd6274e6b383192fb9f2b38119"
 
 
 def _sha(data: bytes) -> str:

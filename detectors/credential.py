@@ -1,0 +1,90 @@
+"""credential_sharing: a key used by another developer, or by its owner through another app.
+
+State key ``K|key``; the state is the key's owner: the developer (and app, when known) of
+its latest ``created`` key_event, or of the first call of a key first seen in a call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aupwatch.detectors.declare import Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
+
+NAME = "credential_sharing"
+
+
+class Sharing:
+    """Keeps each key's owner and judges every call made with the key.
+
+    Args:
+        config: Gives the exceptions.
+    """
+
+    prefix = "K"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.occur = Emitter(config, NAME)
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Applies a key event (``k``) or judges a call (``c``)."""
+        payload = item[4]
+        if payload[0] == "k":
+            _, action, developer, app = payload
+            if state is None or action == "created":
+                # a created event sets the owner anew; a key first seen in another event
+                # is owned by the developer that event names
+                return {"dev": developer, "app": app}
+            return state  # rotated, revoked, deleted: the owner stays
+        _, developer, app, operation, status, address = payload
+        if state is None:
+            return {"dev": developer, "app": app}
+        owner = state["dev"]
+        if developer != owner:
+            reason = "foreign_developer"
+            subject = {"key_id": key[2:], "owner_developer_id": owner, "developer_id": developer}
+        elif state["app"] is not None and app != state["app"]:
+            reason = "foreign_app"
+            subject = {"key_id": key[2:], "owner_developer_id": owner, "app_id": app}
+        else:
+            return state
+        self.occur(
+            out,
+            item,
+            reason,
+            subject,
+            oid=item[2],
+            evidence={"owner_app_id": state["app"]},
+            counters={"calls": 1, "succeeded": 1 if 200 <= status < 300 else 0},
+            distinct={"operations": operation, "source_ips": address},
+        )
+        return state
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Never called: this detector sets no timers."""
+        return state
+
+
+DETECTOR = Detector(
+    name=NAME,
+    clause="Never share keys or passwords.",
+    reasons=(
+        Reason(
+            "foreign_developer",
+            Severity.HIGH,
+            "Key {key_id} of {owner_developer_id} was used by developer {developer_id}",
+            ("key_id", "owner_developer_id", "developer_id"),
+        ),
+        Reason(
+            "foreign_app",
+            Severity.MEDIUM,
+            "Key {key_id} of {owner_developer_id} was used through app {app_id}, not its own",
+            ("key_id", "owner_developer_id", "app_id"),
+        ),
+    ),
+    steps=(Step("K", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=Sharing),),
+)

@@ -1,0 +1,133 @@
+"""throttle_disrespect: an app that keeps calling into throttling without backing off.
+
+State key ``R|app|seller|operation``; the state is the event times of the scope's calls
+and of its throttled (429) calls within ``window``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from typing import TYPE_CHECKING
+
+from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.occurrence import Emitter
+
+if TYPE_CHECKING:
+    from aupwatch.detectors.config import DetectorConfig
+    from aupwatch.detectors.engine import Item, Output, State
+
+NAME = "throttle_disrespect"
+
+
+class Disrespect:
+    """Judges each throttled call by the scope's calls in the window that ends at it.
+
+    Args:
+        config: Gives ``disrespect_window``, ``min_throttled``, ``min_share``, the plans.
+    """
+
+    prefix = "R"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.window = config.disrespect_window
+        self.min_throttled = config.min_throttled
+        self.share = config.min_share
+        self.occur = Emitter(config, NAME)
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """Counts the call; a 429 that finds the condition met is an occurrence."""
+        ts = item[0]
+        developer, status = item[4]
+        if state is None:
+            state = {"c": [], "q": [], "_t": ts + self.window + 1}
+        calls: list[int] = state["c"]
+        _add(calls, ts)
+        if status != 429:
+            if calls[0] <= ts - self.window - self.window:
+                _drop(calls, ts - self.window)  # amortised: trims once per window
+            return state
+        throttled: list[int] = state["q"]
+        _add(throttled, ts)
+        since = ts - self.window  # the window is (ts - window, ts]
+        _drop(calls, since)
+        _drop(throttled, since)
+        n_calls, n_throttled = len(calls), len(throttled)
+        if n_throttled < self.min_throttled or n_throttled < self.share * n_calls:
+            return state
+        _, app, seller, operation = key.split(SEP)
+        plan = self.config.plan_for(operation)
+        self.occur(
+            out,
+            item,
+            "retry_storm",
+            {
+                "app_id": app,
+                "seller_id": seller,
+                "operation": operation,
+                "developer_id": developer,
+            },
+            oid=item[2],
+            first_seen=throttled[0],
+            evidence={
+                "calls": n_calls,
+                "throttled_calls": n_throttled,
+                "share": round(n_throttled / n_calls, 3),
+                "plan": {"rate": plan.rate, "burst": plan.burst},
+            },
+        )
+        return state
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Drops the calls that left the window; the key when none is left."""
+        since = due - 1 - self.window
+        _drop(state["c"], since)
+        _drop(state["q"], since)
+        if not state["c"]:
+            return None
+        state["_t"] = max(state["c"][-1] + self.window + 1, due + 1)
+        return state
+
+
+def _add(times: list[int], ts: int) -> None:
+    """Adds a time, keeping the list in order (a late item may come out of order)."""
+    if times and ts < times[-1]:
+        insort(times, ts)
+    else:
+        times.append(ts)
+
+
+def _drop(times: list[int], since: int) -> None:
+    """Removes the times at or before ``since`` (the list is in event order)."""
+    cut = bisect_right(times, since)
+    if cut:
+        del times[:cut]
+
+
+DETECTOR = Detector(
+    name=NAME,
+    clause="Design your Application to respect per-Seller throttling quotas.",
+    reasons=(
+        Reason(
+            "retry_storm",
+            Severity.MEDIUM,
+            "App {app_id} kept calling {operation} for seller {seller_id} while throttled: "
+            "{throttled_calls} of {calls} calls got 429",
+            ("app_id", "seller_id", "operation", "developer_id"),
+        ),
+    ),
+    steps=(
+        Step(
+            "R",
+            "detect",
+            key=("app_id", "seller_id", "operation"),
+            inputs=("api_call",),
+            build=Disrespect,
+        ),
+    ),
+    settings=(
+        "throttle_disrespect.window",
+        "throttle_disrespect.min_throttled",
+        "throttle_disrespect.min_share",
+    ),
+)
