@@ -72,12 +72,39 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """Metrics endpoint and the optional Alertmanager sink."""
+    """Metrics endpoint and the optional Alertmanager sink, and how each is secured."""
 
     metrics_port: int = 0
     metrics_addr: str = "0.0.0.0"
+    # HTTPS for the metrics endpoint: a PEM certificate (chain) and its key
+    metrics_certfile: str = ""
+    metrics_keyfile: str = ""
     alertmanager_url: str = ""
     alertmanager_timeout: float = 5.0
+    # CA that signed Alertmanager's certificate (empty: the system CAs)
+    alertmanager_cafile: str = ""
+    # basic auth, or else a bearer token
+    alertmanager_username: str = ""
+    alertmanager_password: str = field(default="", repr=False)
+    alertmanager_bearer_token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metrics_keyfile and not self.metrics_certfile:
+            raise ConfigError(
+                "monitor.metrics_keyfile is set without monitor.metrics_certfile",
+                key="monitor.metrics_keyfile",
+            )
+        if self.alertmanager_bearer_token and self.alertmanager_username:
+            raise ConfigError(
+                "set monitor.alertmanager_username (basic auth) or "
+                "monitor.alertmanager_bearer_token, not both",
+                key="monitor.alertmanager_bearer_token",
+            )
+        if self.alertmanager_password and not self.alertmanager_username:
+            raise ConfigError(
+                "monitor.alertmanager_password is set without monitor.alertmanager_username",
+                key="monitor.alertmanager_username",
+            )
 
 
 @dataclass(frozen=True)

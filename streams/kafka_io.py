@@ -17,25 +17,17 @@ import orjson
 from aupwatch.errors import AupwatchError
 from aupwatch.schemas.records import parse_ts
 from aupwatch.streams import markers
+from aupwatch.streams.broker_check import check_brokers
 from aupwatch.streams.config import AppConfig, KafkaSettings
+from aupwatch.streams.security import kafka_python_settings
 
 # records between two marks of a replay producer (one mark message per input partition)
 MARK_EVERY = 2000
 
 
 def client_settings(k: KafkaSettings) -> dict[str, Any]:
-    """kafka-python connection settings, security included."""
-    out: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in k.bootstrap_servers.split(",")]}
-    if k.security_protocol.upper() != "PLAINTEXT":
-        out["security_protocol"] = k.security_protocol.upper()
-        if k.sasl_mechanism or k.security_protocol.upper().startswith("SASL"):
-            out["sasl_mechanism"] = k.sasl_mechanism or "PLAIN"
-            out["sasl_plain_username"] = k.sasl_username
-            out["sasl_plain_password"] = k.sasl_password
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            if getattr(k, name):
-                out[name] = getattr(k, name)
-    return out
+    """kafka-python connection settings, security included (``security`` builds them)."""
+    return kafka_python_settings(k)
 
 
 def check_reachable(config: AppConfig, timeout: float = 10.0) -> None:
@@ -144,13 +136,14 @@ def ensure_topics(
         The input topic's partition count.
 
     Raises:
-        AupwatchError: The cluster cannot be reached, or an internal topic exists with
-            the wrong partition count.
+        AupwatchError: The cluster cannot be reached or refuses this client (TLS, SASL),
+            or an internal topic exists with the wrong partition count.
     """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     k = config.kafka
+    check_brokers(k)  # a refused client ends here with the cause, before the clients retry
     try:
         admin = KafkaAdminClient(
             client_id="aupwatch-admin", request_timeout_ms=20000, **client_settings(k)
@@ -343,6 +336,7 @@ def tail_alerts(
     from kafka.errors import KafkaError
 
     k = config.kafka
+    check_brokers(k)
     try:
         consumer = KafkaConsumer(
             k.alerts_topic,

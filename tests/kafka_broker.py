@@ -5,6 +5,10 @@ starts it when it is not running (the first start on a machine fetches its jars 
 leaves it running afterwards; ``deploy/kafka/kafka.sh stop`` stops it.
 
 Set AUPWATCH_KAFKA_BOOTSTRAP=host:port to use some other, already running broker instead.
+
+``ensure_secure_broker`` starts the separate secured broker (``kafka.sh start --secure``:
+SASL_SSL with SCRAM-SHA-512 on 127.0.0.1:${AUPWATCH_KAFKA_SECURE_PORT:-19094}) and returns
+its client settings; ``stop_secure_broker`` stops it. The plain broker is not touched.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -61,6 +66,92 @@ def ensure_broker() -> str:
             f"{KAFKA_SH} start failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
         )
     return bootstrap_address()
+
+
+def _kafka_sh(*args: str) -> None:
+    try:
+        proc = subprocess.run(
+            ["bash", str(KAFKA_SH), *args],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"{KAFKA_SH} {' '.join(args)} timed out after {START_TIMEOUT_S}s"
+        ) from exc
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{KAFKA_SH} {' '.join(args)} failed (exit {proc.returncode}):\n"
+            f"{proc.stdout}{proc.stderr}"
+        )
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    """The secured broker's address and the settings of its client user."""
+
+    bootstrap: str
+    cafile: Path
+    username: str
+    password: str
+
+    def env(self) -> dict[str, str]:
+        """The ``AUPWATCH_KAFKA__*`` variables of a client of this broker."""
+        return {
+            "AUPWATCH_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "AUPWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+            "AUPWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+            "AUPWATCH_KAFKA__SASL_USERNAME": self.username,
+            "AUPWATCH_KAFKA__SASL_PASSWORD": self.password,
+            "AUPWATCH_KAFKA__SSL_CAFILE": str(self.cafile),
+        }
+
+
+def secure_dir() -> Path:
+    """The secured broker's state directory (as kafka.sh computes it)."""
+    return Path(os.environ.get("AUPWATCH_KAFKA_SECURE_DIR") or REPO_ROOT / "var" / "kafka-secure")
+
+
+def ensure_secure_broker() -> SecureBroker:
+    """Start the secured broker unless it is up (a few seconds; its heap is 512 MB at most).
+
+    Raises:
+        RuntimeError: With the script's output when the broker does not come up.
+    """
+    _kafka_sh("start", "--secure")
+    settings = {}
+    for line in (secure_dir() / "client.env").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.startswith("#"):
+            settings[name] = value
+    return SecureBroker(
+        bootstrap=settings["AUPWATCH_KAFKA__BOOTSTRAP_SERVERS"],
+        cafile=Path(settings["AUPWATCH_KAFKA__SSL_CAFILE"]),
+        username=settings["AUPWATCH_KAFKA__SASL_USERNAME"],
+        password=settings["AUPWATCH_KAFKA__SASL_PASSWORD"],
+    )
+
+
+def secure_broker_running() -> bool:
+    """True when the secured broker is up and answering (``kafka.sh status --secure``)."""
+    status = subprocess.run(
+        ["bash", str(KAFKA_SH), "status", "--secure"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return status.returncode == 0
+
+
+def stop_secure_broker() -> None:
+    """Stop the secured broker (a no-op when it is not running)."""
+    _kafka_sh("stop", "--secure")
 
 
 def unique_name(prefix: str) -> str:

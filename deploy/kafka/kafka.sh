@@ -11,6 +11,11 @@
 #   deploy/kafka/kafka.sh status   exit 0 ready, 1 running but not answering, 3 not running
 #   deploy/kafka/kafka.sh reset    stop and delete the data dir (all topics)
 #
+# Any command takes --secure (or AUPWATCH_KAFKA_MODE=secure): a second, separate broker with a
+# SASL_SSL listener (SCRAM-SHA-512 users, a CA and broker certificate made here with openssl and
+# keytool) on its own ports, directory and pid file; the plain broker is not touched. Clients
+# find their settings in <dir>/client.env (AUPWATCH_KAFKA__* lines) and the CA in <dir>/tls/ca.pem.
+#
 # Environment:
 #   AUPWATCH_KAFKA_PORT             client port on 127.0.0.1 (default 19092)
 #   AUPWATCH_KAFKA_CONTROLLER_PORT  KRaft controller port (default: client port + 1)
@@ -20,7 +25,20 @@
 #   AUPWATCH_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 120)
 #   AUPWATCH_KAFKA_STOP_TIMEOUT     seconds to wait for a graceful stop (default 30)
 #   JAVA_HOME / MVN                 java and maven to use (default: java and mvn on PATH)
+#   AUPWATCH_KAFKA_MODE             plain (default) or secure (same as --secure)
+#   AUPWATCH_KAFKA_SECURE_PORT      secure mode: SASL_SSL port (default 19094; controller port + 1)
+#   AUPWATCH_KAFKA_SECURE_DIR       secure mode: state dir (default <repo>/var/kafka-secure)
 set -euo pipefail
+
+COMMAND=${1:-}
+MODE=${AUPWATCH_KAFKA_MODE:-plain}
+for arg in "${@:2}"; do
+    case $arg in
+        --secure) MODE=secure ;;
+        *) echo "kafka: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+[[ $MODE == plain || $MODE == secure ]] || { echo "kafka: AUPWATCH_KAFKA_MODE must be plain or secure, not $MODE" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -33,10 +51,18 @@ VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | hea
 CACHE=${AUPWATCH_CACHE:-$HOME/.cache/aupwatch}
 DIST=$CACHE/kafka-$VERSION
 LIBS=$DIST/libs
-KDIR=${AUPWATCH_KAFKA_DIR:-$REPO/var/kafka}
-PORT=${AUPWATCH_KAFKA_PORT:-19092}
-CPORT=${AUPWATCH_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
-HEAP=${AUPWATCH_KAFKA_HEAP:--Xms128m -Xmx768m}
+if [[ $MODE == secure ]]; then
+    # own variables: settings meant for the plain broker must not move the secured one onto it
+    KDIR=${AUPWATCH_KAFKA_SECURE_DIR:-$REPO/var/kafka-secure}
+    PORT=${AUPWATCH_KAFKA_SECURE_PORT:-19094}
+    CPORT=$((PORT + 1))
+    HEAP=${AUPWATCH_KAFKA_HEAP:--Xms64m -Xmx512m}
+else
+    KDIR=${AUPWATCH_KAFKA_DIR:-$REPO/var/kafka}
+    PORT=${AUPWATCH_KAFKA_PORT:-19092}
+    CPORT=${AUPWATCH_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
+    HEAP=${AUPWATCH_KAFKA_HEAP:--Xms128m -Xmx768m}
+fi
 START_TIMEOUT=${AUPWATCH_KAFKA_START_TIMEOUT:-120}
 STOP_TIMEOUT=${AUPWATCH_KAFKA_STOP_TIMEOUT:-30}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
@@ -49,9 +75,15 @@ OUT=$KDIR/kafka.out           # JVM stdout/stderr (crashes, early errors)
 CONFIG=$KDIR/server.properties
 LOG4J=$KDIR/log4j.properties
 DATA=$KDIR/data
+TLS=$KDIR/tls                 # secure mode: CA, broker keystore, truststore
+SECRETS=$KDIR/secrets         # secure mode: store, admin and client passwords (made at format time)
+CLIENT_ENV=$KDIR/client.env   # secure mode: a client's AUPWATCH_KAFKA__* settings
+CLIENT_USER=aupwatch
 
-say() { echo "kafka: $*"; }
-die() { echo "kafka: ERROR: $*" >&2; exit 1; }
+NAME=kafka
+[[ $MODE == plain ]] || NAME="kafka ($MODE)"
+say() { echo "$NAME: $*"; }
+die() { echo "$NAME: ERROR: $*" >&2; exit 1; }
 
 log_tail() {
     local f
@@ -122,6 +154,17 @@ probe() {
     [[ ${#resp} -eq 20 && ${resp:8:12} == 000000070000 ]]
 }
 
+# The same request over TLS, trusting only our CA: proves the certificate chain and the listener.
+# stdin stays open briefly so that s_client reads the answer before it hangs up.
+probe_tls() {
+    local resp
+    resp=$( { printf "\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x07\xff\xff"; sleep 0.5; } |
+        timeout 5 openssl s_client -quiet -no_ign_eof -verify_return_error -CAfile "$TLS/ca.pem" \
+            -verify_ip 127.0.0.1 -connect "127.0.0.1:$PORT" 2>/dev/null | head -c 10 | od -An -tx1) || return 1
+    resp=${resp//[[:space:]]/}
+    [[ ${#resp} -eq 20 && ${resp:8:12} == 000000070000 ]]
+}
+
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 is_ready() {
@@ -132,7 +175,7 @@ is_ready() {
         grep -q "Kafka Server started" "$LOG" 2>/dev/null || return 1
         echo "$pid" >"$READYFILE"
     fi
-    probe
+    if [[ $MODE == secure ]]; then probe_tls; else probe; fi
 }
 
 wait_ready() {
@@ -150,10 +193,81 @@ wait_ready() {
     done
 }
 
+secret() { sed -n "s/^$1=//p" "$SECRETS"; }
+
+# Passwords are made once, with the data they protect (the SCRAM users are formatted into it).
+make_secrets() {
+    [[ -f $SECRETS ]] && return 0
+    [[ ! -f $DATA/meta.properties ]] || die "$DATA is formatted but $SECRETS is missing; start afresh with: $0 reset --secure"
+    (
+        umask 077
+        printf 'store=%s\nadmin=%s\nclient=%s\n' "$(openssl rand -hex 16)" "$(openssl rand -hex 16)" \
+            "$(openssl rand -hex 16)" >"$SECRETS.tmp"
+    )
+    mv "$SECRETS.tmp" "$SECRETS"
+}
+
+# A CA and a broker certificate for 127.0.0.1/localhost, in PKCS12 stores for the JVM; made once.
+make_tls() {
+    [[ -f $TLS/broker.p12 && -f $TLS/truststore.p12 && -f $TLS/ca.pem ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found (needed to make the secured broker's certificates)"
+    command -v keytool >/dev/null || die "keytool not found (it comes with the JDK)"
+    local tmp=$TLS.tmp.$$ pass
+    pass=$(secret store)
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    (
+        umask 077
+        cd "$tmp"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=aupwatch local Kafka CA" \
+            -keyout ca.key -out ca.pem -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr 2>/dev/null
+        printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            "authorityKeyIdentifier=keyid,issuer" >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile broker.ext -out broker.pem 2>/dev/null
+        openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key -certfile ca.pem \
+            -passout "pass:$pass" -out broker.p12
+        keytool -importcert -noprompt -alias ca -file ca.pem -storetype PKCS12 \
+            -keystore truststore.p12 -storepass "$pass" >/dev/null 2>&1
+        rm -f broker.csr broker.ext ca.srl
+        chmod 644 ca.pem
+    ) || { rm -rf "$tmp"; die "could not make the TLS certificates in $TLS"; }
+    rm -rf "$TLS"
+    mv "$tmp" "$TLS"
+    say "made a CA ($TLS/ca.pem) and a broker certificate for 127.0.0.1" >&2
+}
+
+write_client_env() {
+    (
+        umask 077
+        cat >"$CLIENT_ENV.tmp" <<EOF
+# generated by deploy/kafka/kafka.sh --secure: settings of a client of this broker
+AUPWATCH_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$PORT
+AUPWATCH_KAFKA__SECURITY_PROTOCOL=SASL_SSL
+AUPWATCH_KAFKA__SASL_MECHANISM=SCRAM-SHA-512
+AUPWATCH_KAFKA__SASL_USERNAME=$CLIENT_USER
+AUPWATCH_KAFKA__SASL_PASSWORD=$(secret client)
+AUPWATCH_KAFKA__SSL_CAFILE=$TLS/ca.pem
+EOF
+    )
+    mv "$CLIENT_ENV.tmp" "$CLIENT_ENV"
+}
+
 render_config() {
     mkdir -p "$DATA"
-    sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$KDIR|g" \
-        "$TEMPLATE" >"$CONFIG.tmp"
+    (
+        umask 077  # the secured config holds passwords
+        sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$KDIR|g" \
+            "$TEMPLATE" >"$CONFIG.tmp"
+        if [[ $MODE == secure ]]; then
+            sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CPORT|g" -e "s|@TLS_DIR@|$TLS|g" \
+                -e "s|@STORE_PASSWORD@|$(secret store)|g" -e "s|@ADMIN_PASSWORD@|$(secret admin)|g" \
+                "$HERE/server-secure.properties" >>"$CONFIG.tmp"
+        fi
+    )
     mv "$CONFIG.tmp" "$CONFIG"
     cat >"$LOG4J" <<EOF
 # generated by deploy/kafka/kafka.sh
@@ -196,12 +310,21 @@ cmd_start() {
         if port_open "$p"; then die "port 127.0.0.1:$p is in use by another process (not this broker: no live pid in $PIDFILE); set AUPWATCH_KAFKA_PORT"; fi
     done
 
+    local -a scram=()
+    if [[ $MODE == secure ]]; then
+        make_secrets
+        make_tls
+        write_client_env
+        # the broker's own user (inter-broker traffic) and the client user
+        scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(secret admin)]"
+               --add-scram "SCRAM-SHA-512=[name=$CLIENT_USER,password=$(secret client)]")
+    fi
     render_config
     if [[ ! -f $DATA/meta.properties ]]; then
         local cluster_id
         cluster_id=$("$JAVA" -cp "$LIBS/*" -Dlog4j.configuration="file:$LOG4J" kafka.tools.StorageTool random-uuid)
         if ! "$JAVA" -cp "$LIBS/*" -Dlog4j.configuration="file:$LOG4J" kafka.tools.StorageTool \
-                format -t "$cluster_id" -c "$CONFIG" >"$OUT" 2>&1; then
+                format -t "$cluster_id" -c "$CONFIG" "${scram[@]}" >"$OUT" 2>&1; then
             cat "$OUT" >&2
             die "formatting $DATA failed"
         fi
@@ -265,10 +388,12 @@ cmd_status() {
 cmd_reset() {
     cmd_stop
     rm -rf "$DATA"
+    # the SCRAM users were formatted into the data: their passwords go with it (the CA stays)
+    rm -f "$SECRETS" "$CLIENT_ENV"
     say "deleted $DATA"
 }
 
-case ${1:-} in
+case $COMMAND in
     fetch) cmd_fetch ;;
     start) cmd_start ;;
     wait) cmd_wait ;;
@@ -276,7 +401,7 @@ case ${1:-} in
     status) cmd_status ;;
     reset) cmd_reset ;;
     *)
-        echo "usage: $0 {fetch|start|wait|stop|status|reset}" >&2
+        echo "usage: $0 {fetch|start|wait|stop|status|reset} [--secure]" >&2
         exit 2
         ;;
 esac

@@ -33,6 +33,12 @@ posted again every ``resend_interval`` seconds until their ``endsAt``, so an
 Alertmanager that restarted (it keeps no alerts across restarts) or failed for longer
 than the retries learns them again. One sink talks to one Alertmanager URL: for an HA
 pair create one sink per instance, as Prometheus does.
+
+Security: alerts name sellers, developers and keys, so the sink speaks HTTPS when the URL
+says so, verifying Alertmanager's certificate against ``cafile`` (the system CAs when
+unset), and sends basic auth or a bearer token with every request, as an Alertmanager
+started with ``--web.config.file`` (``basic_auth_users``) or a proxy in front of it
+expects. A 401 or 403 is logged with the setting to check and not retried.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from aupwatch.streams.config import MonitorSettings
 from aupwatch.streams.ops.metrics import Metrics
+from aupwatch.streams.security import http_auth_header, https_client_context
 
 __all__ = ["ALERTNAME", "AlertmanagerSink", "to_alertmanager"]
 
@@ -134,6 +142,14 @@ class AlertmanagerSink:
         rng: Random source for the jitter.
         use_env_proxy: Honour ``http_proxy`` and friends (off: Alertmanager is usually
             reached directly).
+        cafile: PEM file of the CA(s) to verify an ``https`` Alertmanager against;
+            None uses the system CAs.
+        username: Basic auth user (with ``password``).
+        password: Basic auth password.
+        bearer_token: Sent as ``Authorization: Bearer`` instead of basic auth.
+
+    Raises:
+        ConfigError: Both basic auth and a token, or a CA file that cannot be loaded.
     """
 
     def __init__(
@@ -152,9 +168,19 @@ class AlertmanagerSink:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         use_env_proxy: bool = False,
+        cafile: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         base = url.rstrip("/")
         self.url = base if base.endswith(_API_PATH) else base + _API_PATH
+        self._headers = {
+            "Content-Type": "application/json",
+            **http_auth_header(username, password, bearer_token),
+        }
+        if len(self._headers) > 1 and not self.url.lower().startswith("https://"):
+            log.warning("alertmanager sink: credentials for %s are sent without TLS", self.url)
         self._metrics = metrics
         self._timeout = timeout
         self._max_retries = max(0, int(max_retries))
@@ -166,7 +192,14 @@ class AlertmanagerSink:
         self._batch_max = max(1, int(batch_max))
         self._clock = clock
         self._rng = rng or random.Random()
-        handlers = [] if use_env_proxy else [urllib.request.ProxyHandler({})]
+        handlers: list[urllib.request.BaseHandler] = []
+        if not use_env_proxy:
+            handlers.append(urllib.request.ProxyHandler({}))
+        handlers.append(
+            urllib.request.HTTPSHandler(
+                context=https_client_context(cafile, "monitor.alertmanager_cafile")
+            )
+        )
         self._opener = urllib.request.build_opener(*handlers)
         self._cond = threading.Condition()
         self._queue: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -233,6 +266,27 @@ class AlertmanagerSink:
         """Return the number of alerts waiting to be posted."""
         with self._cond:
             return len(self._queue)
+
+    @classmethod
+    def from_settings(
+        cls, url: str, metrics: Metrics, monitor: MonitorSettings
+    ) -> AlertmanagerSink:
+        """A sink for ``url`` with the timeout, CA and credentials of ``[monitor]``.
+
+        Args:
+            url: Alertmanager base URL (the command line may override the config's).
+            metrics: Metrics to count posts, drops and the queue length in.
+            monitor: The ``[monitor]`` settings.
+        """
+        return cls(
+            url,
+            metrics,
+            timeout=monitor.alertmanager_timeout,
+            cafile=monitor.alertmanager_cafile or None,
+            username=monitor.alertmanager_username or None,
+            password=monitor.alertmanager_password,
+            bearer_token=monitor.alertmanager_bearer_token or None,
+        )
 
     def __enter__(self) -> AlertmanagerSink:
         return self
@@ -343,15 +397,17 @@ class AlertmanagerSink:
 
     def _post(self, body: bytes) -> bool | None:
         """POST once. Returns None on success, True if worth retrying, else False."""
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=self._headers)
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
                 response.read()
         except urllib.error.HTTPError as err:
             self._metrics.alertmanager_post(False)
-            detail = err.read(500).decode("utf-8", "replace") if err.fp else ""
+            detail = ""
+            with contextlib.suppress(OSError):  # the server may hang up after its status line
+                detail = err.read(500).decode("utf-8", "replace").strip() if err.fp else ""
+            if err.code in (401, 403):
+                detail += " (check monitor.alertmanager_username/password or _bearer_token)"
             log.warning("alertmanager sink: HTTP %s from %s: %s", err.code, self.url, detail)
             return err.code >= 500 or err.code == 429
         except (OSError, ValueError) as err:

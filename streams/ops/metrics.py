@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -45,6 +47,7 @@ from prometheus_client.registry import Collector
 from aupwatch.detectors.registry import reason_severities
 from aupwatch.errors import ConfigError
 from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
+from aupwatch.streams.security import https_server_context
 
 __all__ = [
     "ALERT_SEVERITIES",
@@ -456,8 +459,10 @@ class Metrics:
 
     # -- exposition -------------------------------------------------------------------
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:
-        """Serve this registry over HTTP from a daemon thread.
+    def serve(
+        self, port: int, addr: str = "0.0.0.0", certfile: str = "", keyfile: str = ""
+    ) -> WSGIServer:
+        """Serve this registry over HTTP, or HTTPS with a certificate, from a daemon thread.
 
         Every path answers with the metrics (``/metrics`` by convention), so the port
         also serves as a liveness probe.
@@ -465,15 +470,28 @@ class Metrics:
         Args:
             port: TCP port; 0 picks a free one (see ``server.server_port``).
             addr: Address to bind.
+            certfile: PEM certificate (chain) to serve HTTPS with (TLS 1.2 or later);
+                empty serves plain HTTP.
+            keyfile: Its private key; empty when ``certfile`` holds it.
 
         Returns:
             The running server; stop it with ``shutdown()`` then ``server_close()``.
 
         Raises:
-            ConfigError: The address cannot be bound (port in use, not a local address).
+            ConfigError: The address cannot be bound (port in use, not a local address),
+                or the certificate and key cannot be loaded.
         """
+        tls: dict[str, Any] = {}
+        if certfile:
+            # fails with the config key before a port is bound
+            https_server_context(certfile, keyfile, "monitor.metrics_certfile")
+            tls = {
+                "certfile": certfile,
+                "keyfile": keyfile or certfile,
+                "tls_min_version": ssl.TLSVersion.TLSv1_2,
+            }
         try:
-            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry, **tls)
         except OSError as exc:
             why = (exc.strerror or str(exc)).lower()
             raise ConfigError(

@@ -90,7 +90,13 @@ def cmd_replay(args: argparse.Namespace, config: AppConfig) -> int:
         from aupwatch.streams.ops.metrics import Metrics
 
         metrics = Metrics(CollectorRegistry())
-        server = metrics.serve(args.metrics_port, config.monitor.metrics_addr)
+        monitor = config.monitor
+        server = metrics.serve(
+            args.metrics_port,
+            monitor.metrics_addr,
+            monitor.metrics_certfile,
+            monitor.metrics_keyfile,
+        )
     # a person at a terminal gets a table; files and pipes get the JSON Lines unchanged
     as_table = args.alerts == "-" and not args.upserts and sys.stdout.isatty()
     alerts_out = JsonLinesWriter(None if as_table else args.alerts)

@@ -153,15 +153,18 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     metrics = Metrics(CollectorRegistry())
     metrics_at = "off"
     if port:
-        server = metrics.serve(port, monitor.metrics_addr)
-        metrics_at = f"http://{monitor.metrics_addr}:{server.server_port}/metrics"
+        server = metrics.serve(
+            port, monitor.metrics_addr, monitor.metrics_certfile, monitor.metrics_keyfile
+        )
+        scheme = "https" if monitor.metrics_certfile else "http"
+        metrics_at = f"{scheme}://{monitor.metrics_addr}:{server.server_port}/metrics"
     check_reachable(config, REACH_TIMEOUT)
     n_input = ensure_topics(config, topic_names(config), changelogs=changelog_names(config))
     sink = None
     if url:
         from aupwatch.streams.ops.alertmanager import AlertmanagerSink
 
-        sink = AlertmanagerSink(url, metrics, timeout=monitor.alertmanager_timeout)
+        sink = AlertmanagerSink.from_settings(url, metrics, monitor)
     worker = Worker(config, n_input, metrics=metrics, sink=sink)
     announce_ready(worker.app, config, metrics_at)
     metrics.worker_up(True)

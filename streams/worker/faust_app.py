@@ -9,7 +9,6 @@ tests/streams/worker/test_faust_app.py against the pinned faust-streaming versio
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 import threading
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
+from aupwatch.streams.security import faust_credentials
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]
@@ -164,20 +164,5 @@ def faust_settings(config: AppConfig) -> dict[str, Any]:
 
 
 def _credentials(config: AppConfig) -> Any:
-    k = config.kafka
-    proto = k.security_protocol.upper()
-    if proto == "PLAINTEXT":
-        return None
-    ssl_context = None
-    if proto in ("SSL", "SASL_SSL"):
-        ssl_context = ssl.create_default_context(cafile=k.ssl_cafile or None)
-        if k.ssl_certfile:
-            ssl_context.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
-    if proto.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=k.sasl_username,
-            password=k.sasl_password,
-            mechanism=k.sasl_mechanism or "PLAIN",
-            ssl_context=ssl_context,
-        )
-    return faust.SSLCredentials(ssl_context)
+    # the same TLS context and SASL settings as the kafka-python clients
+    return faust_credentials(config.kafka)

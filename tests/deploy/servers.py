@@ -12,14 +12,19 @@ service or each other. Typical use::
 
 Prometheus scrapes and evaluates every second by default, and loads the project's rules
 (deploy/prometheus/rules/aupwatch.rules.yml) unless told otherwise.
+
+A secured Alertmanager (HTTPS with a certificate of a test CA, basic auth) takes a
+``tests.certs.SecuredWeb``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,6 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.certs import SecuredWeb
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
@@ -124,20 +131,55 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url`` without proxies; return (status, body), also for HTTP errors."""
+def _opener(cafile: Path | str | None) -> urllib.request.OpenerDirector:
+    if cafile is None:
+        return _OPENER
+    context = ssl.create_default_context(cafile=str(cafile))
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP basic auth."""
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
+def http_get(
+    url: str,
+    timeout: float = 5.0,
+    *,
+    cafile: Path | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """GET ``url`` without proxies; return (status, body), also for HTTP errors.
+
+    ``cafile`` verifies an https server against that CA; ``headers`` go with the request.
+    """
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with _opener(cafile).open(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
 
 
-def http_json(url: str, body: Any = None, timeout: float = 5.0) -> Any:
+def http_json(
+    url: str,
+    body: Any = None,
+    timeout: float = 5.0,
+    *,
+    cafile: Path | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """GET (or POST ``body`` as JSON to) ``url`` and decode the JSON answer."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with _OPENER.open(request, timeout=timeout) as response:
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    with _opener(cafile).open(request, timeout=timeout) as response:
         text = response.read()
     return json.loads(text) if text else None
 
@@ -177,11 +219,14 @@ class Server:
     log_path: Path
     config_path: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "http"
+    cafile: Path | None = None  # the CA of an https server
+    headers: dict[str, str] = field(default_factory=dict)  # credentials of a secured server
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """Base URL, ``http://127.0.0.1:PORT`` (``https`` when secured)."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def address(self) -> str:
@@ -199,7 +244,7 @@ class Server:
     def get_json(self, path: str, **params: str) -> Any:
         """GET ``path`` (with query parameters) from the server and decode the JSON."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        return http_json(f"{self.url}{path}{query}")
+        return http_json(f"{self.url}{path}{query}", cafile=self.cafile, headers=self.headers)
 
     def alive(self) -> bool:
         """True while the process runs."""
@@ -235,7 +280,9 @@ def wait_ready(server: Server, timeout: float = 30.0) -> None:
                 f"{server.name} exited with {server.process.returncode}:\n{server.log()}"
             )
         try:
-            status, _ = http_get(f"{server.url}/-/ready", timeout=1.0)
+            status, _ = http_get(
+                f"{server.url}/-/ready", timeout=1.0, cafile=server.cafile, headers=server.headers
+            )
             if status == 200:
                 return
         except OSError:
@@ -253,11 +300,13 @@ def _launch(
     command: Callable[[Path, int], list[str]],
     port: int | None,
     timeout: float,
+    **secured: Any,
 ) -> Server:
     """Write the config, start the process on a free port and wait until it is ready.
 
     A port picked here may be taken by someone else before the server binds it; then the
-    start is retried on another port (up to 3 times).
+    start is retried on another port (up to 3 times). ``secured``: the Server's ``scheme``,
+    ``cafile`` and ``headers``.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / config_name
@@ -274,7 +323,7 @@ def _launch(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        server = Server(name, process, chosen, workdir, log_path, config_path)
+        server = Server(name, process, chosen, workdir, log_path, config_path, **secured)
         try:
             wait_ready(server, timeout)
             return server
@@ -377,6 +426,7 @@ def start_alertmanager(
     config_text: str = NULL_ALERTMANAGER_CONFIG,
     port: int | None = None,
     timeout: float = 60.0,
+    secured: SecuredWeb | None = None,
 ) -> Server:
     """Start a single Alertmanager (clustering off) on 127.0.0.1, data under ``workdir``.
 
@@ -385,11 +435,24 @@ def start_alertmanager(
         config_text: Alertmanager config (default: one receiver that notifies nobody).
         port: Port to listen on (default: a free one).
         timeout: Seconds to wait for readiness.
+        secured: Serve HTTPS and require basic auth (``--web.config.file``).
 
     Returns:
         The ready server; ``server.url`` is its HTTP API (``/api/v2/alerts``).
     """
     alertmanager = require_binary("alertmanager")
+    flags: list[str] = []
+    fields: dict[str, Any] = {}
+    if secured is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        web = workdir / "web.yml"
+        web.write_text(secured.web_config())
+        flags.append(f"--web.config.file={web}")
+        fields = {
+            "scheme": "https",
+            "cafile": secured.tls.ca,
+            "headers": basic_auth(secured.username, secured.password),
+        }
 
     def command(config: Path, chosen: int) -> list[str]:
         return [
@@ -399,9 +462,12 @@ def start_alertmanager(
             f"--web.listen-address=127.0.0.1:{chosen}",
             "--cluster.listen-address=",
             "--log.level=warn",
+            *flags,
         ]
 
-    return _launch("alertmanager", workdir, config_text, "alertmanager.yml", command, port, timeout)
+    return _launch(
+        "alertmanager", workdir, config_text, "alertmanager.yml", command, port, timeout, **fields
+    )
 
 
 def scrape_exporter(metrics: Any) -> tuple[int, str]:
