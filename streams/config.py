@@ -63,6 +63,7 @@ class WorkerSettings:
     checkpoint_interval: float = 2.0
     idle_timeout: float = 10.0
     replay_timeout: float = 60.0
+    dead_letter_max_bytes: int = 1_000_000
     internal_batch: int = 2000
     seen_chunk: int = 512
     data_dir: str = "var/worker"
@@ -173,7 +174,7 @@ def build_config(data: Mapping[str, Any]) -> AppConfig:
             "input.max_record_bytes must be an integer >= 1024", key="input.max_record_bytes"
         )
     worker = _section(WorkerSettings, data.get("worker", {}), "worker")
-    for key in ("batch_size", "internal_batch", "seen_chunk"):
+    for key in ("batch_size", "internal_batch", "seen_chunk", "dead_letter_max_bytes"):
         if getattr(worker, key) < 1:
             raise ConfigError(f"worker.{key} must be at least 1", key=f"worker.{key}")
     return AppConfig(

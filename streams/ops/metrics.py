@@ -96,6 +96,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
     {
         "aupwatch_records_total",
         "aupwatch_dead_letters_total",
+        "aupwatch_dead_letter_failures_total",
         "aupwatch_late_records_total",
         "aupwatch_alerts_total",
         "aupwatch_alert_updates_total",
@@ -247,6 +248,8 @@ class Metrics:
         self._records = counter("aupwatch_records_total", records_doc, "kind", "outcome")
         dead_doc = "Records sent to the dead-letter sink, by reason."
         self._dead_letters = counter("aupwatch_dead_letters_total", dead_doc, "reason")
+        failed_doc = "Dead letters the sink did not accept after retries (logged), by reason."
+        self._dead_failed = counter("aupwatch_dead_letter_failures_total", failed_doc, "reason")
         late_doc = "Records at or behind the watermark on arrival (applied anyway), by kind."
         self._late = counter("aupwatch_late_records_total", late_doc, "kind")
         alerts_doc = "New alerts by detector, reason and severity."
@@ -306,6 +309,7 @@ class Metrics:
                 self._records.labels(kind=kind, outcome=outcome)
         for reason in DEAD_LETTER_REASONS:
             self._dead_letters.labels(reason=reason)
+            self._dead_failed.labels(reason=reason)
         for detector, reasons in DETECTOR_REASONS.items():
             self._alert_updates.labels(detector=detector)
             for reason, severity in reasons.items():
@@ -334,6 +338,11 @@ class Metrics:
         """
         _member("reason", reason, DEAD_LETTER_REASONS)
         self._dead_letters.labels(reason=reason).inc(_count(n))
+
+    def dead_letter_failed(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` dead letters that could not be written (never counted as sent)."""
+        _member("reason", reason, DEAD_LETTER_REASONS)
+        self._dead_failed.labels(reason=reason).inc(_count(n))
 
     def late(self, kind: str, n: int = 1) -> None:
         """Count ``n`` records that arrived at or behind the watermark."""

@@ -10,8 +10,9 @@ import orjson
 
 from aupwatch.detectors.engine import NEVER
 from aupwatch.streams.worker.faust_app import PartitionWriter, changelog_topic, commit_offsets
+from aupwatch.streams.worker.keys import STATE_FORMAT, format_key, frontier_key
 from aupwatch.streams.worker.offsets import Offsets
-from aupwatch.streams.worker.stages import Stage, frontier_key
+from aupwatch.streams.worker.stages import Stage
 
 
 class Checkpointer:
@@ -66,6 +67,9 @@ class Checkpointer:
             for p, shard in stage.shards.items():
                 wm = shard.wm
                 out = PartitionWriter(producer, changelog, p)
+                if stage.data.get(format_key(p)) != STATE_FORMAT:  # first: how to read the rest
+                    stage.data[format_key(p)] = STATE_FORMAT
+                    await out.add(format_key(p).encode(), orjson.dumps(STATE_FORMAT))
                 for stale in stage.seen_log.take_stale(p):  # before chunks that reuse a key
                     await out.add(stale.encode(), None)
                 for key in shard.take_dirty():

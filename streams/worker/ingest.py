@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aupwatch.detectors.pipeline import route
 from aupwatch.schemas.decode import decode_line
@@ -13,8 +16,30 @@ from aupwatch.schemas.errors import BadRecord
 from aupwatch.streams import markers
 from aupwatch.streams.rejected import rejected_kind
 from aupwatch.streams.worker.inputs import InputPartitions
+from aupwatch.streams.worker.keys import partition_of
 from aupwatch.streams.worker.outbox import Outbox
-from aupwatch.streams.worker.stages import partition_of
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_TRIES = 4  # one send and three retries, 1, 2 and 4 s apart
+
+
+class DeadLetter(NamedTuple):
+    """A rejected line on its way to the dead-letter topic.
+
+    Attributes:
+        reason: Dead-letter reason code.
+        kind: The record kind the line names (``unknown`` if none).
+        value: The line, or its first bytes when it is too large.
+        headers: Reason, error, origin (and length and SHA-256 when cut).
+        where: Its origin, for the log.
+    """
+
+    reason: str
+    kind: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    where: str
 
 
 class Ingest:
@@ -27,6 +52,7 @@ class Ingest:
         max_record_bytes: Larger lines are dead letters (``too_large``).
         caught_up: Asks the broker which held input partitions are read to their end.
         metrics: Optional ``Metrics``.
+        dead_letter_max_bytes: Longer dead letters keep only their first bytes.
     """
 
     def __init__(
@@ -37,6 +63,7 @@ class Ingest:
         max_record_bytes: int,
         caught_up: Callable[[], Awaitable[dict[int, int]]],
         metrics: Any = None,
+        dead_letter_max_bytes: int = 1_000_000,
     ) -> None:
         self.inputs = inputs
         self.outbox = outbox
@@ -44,6 +71,7 @@ class Ingest:
         self.max_record_bytes = max_record_bytes
         self.caught_up = caught_up
         self.metrics = metrics
+        self.dead_letter_max_bytes = dead_letter_max_bytes
 
     async def take(self, events: list[Any]) -> list[Any]:
         """Ingests a batch of input messages; returns the events now fully handled."""
@@ -52,6 +80,7 @@ class Ingest:
         by_part: dict[int, list[Any]] = defaultdict(list)
         counts: Counter[tuple[str, bool]] = Counter()
         touched: set[int] = set()
+        dead: list[DeadLetter] = []
         now = time.monotonic()
         for ev in events:
             msg = ev.message
@@ -70,7 +99,7 @@ class Ingest:
                 try:
                     rec = decode_line(line, max_bytes)
                 except BadRecord as exc:
-                    await self.dead_letter(exc, line, msg, line_no)
+                    dead.append(self.dead_letter(exc, line, msg, line_no))
                     continue
                 counts[rec.kind, clock.see(rec.ts)] += 1
                 source = f"i{q}"
@@ -87,10 +116,15 @@ class Ingest:
         if inputs.idle & touched:
             marks += inputs.woken(touched, await self.caught_up())
         await self.outbox.parts("detect", by_part, marks)
+        await self.send_dead(dead)
         return events
 
-    async def dead_letter(self, exc: BadRecord, line: bytes, msg: Any, line_no: int) -> None:
-        """Sends a rejected line to the dead-letter topic with its reason and origin."""
+    def dead_letter(self, exc: BadRecord, line: bytes, msg: Any, line_no: int) -> DeadLetter:
+        """The dead letter of a rejected line: its reason and origin in headers.
+
+        A line larger than ``dead_letter_max_bytes`` keeps its first bytes, and headers
+        give its whole length and SHA-256 and say it was cut.
+        """
         headers = [
             ("aupwatch.reason", exc.reason.encode()),
             ("aupwatch.error", exc.message.encode()[:1000]),
@@ -99,7 +133,43 @@ class Ingest:
             ("aupwatch.source.offset", str(msg.offset).encode()),
             ("aupwatch.source.line", str(line_no).encode()),
         ]
-        await self.dead_topic.send(value=line, headers=headers)
-        if self.metrics is not None:
-            self.metrics.record(rejected_kind(line), "dead_letter")
-            self.metrics.dead_letter(exc.reason)
+        value = line
+        if len(line) > self.dead_letter_max_bytes:
+            value = line[: self.dead_letter_max_bytes]
+            headers += [
+                ("aupwatch.truncated", b"true"),
+                ("aupwatch.length", str(len(line)).encode()),
+                ("aupwatch.sha256", hashlib.sha256(line).hexdigest().encode()),
+            ]
+        where = f"{msg.topic}[{msg.partition}]@{msg.offset} line {line_no}"
+        return DeadLetter(exc.reason, rejected_kind(line), value, headers, where)
+
+    async def send_dead(self, letters: list[DeadLetter]) -> None:
+        """Sends dead letters and waits until the broker has them; failures are retried.
+
+        A letter still refused after ``DEAD_LETTER_TRIES`` is logged with its origin and
+        counted as failed, never as sent.
+        """
+        last_error: BaseException | None = None
+        for attempt in range(DEAD_LETTER_TRIES):
+            if not letters:
+                return
+            if attempt:
+                await asyncio.sleep(0.5 * 2**attempt)
+            futures = [
+                await self.dead_topic.send(value=d.value, headers=d.headers) for d in letters
+            ]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failed = []
+            for letter, result in zip(letters, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append(letter)
+                    last_error = result
+                elif self.metrics is not None:
+                    self.metrics.record(letter.kind, "dead_letter")
+                    self.metrics.dead_letter(letter.reason)
+            letters = failed
+        for letter in letters:
+            log.error("dead letter of %s not written: %s", letter.where, last_error)
+            if self.metrics is not None:
+                self.metrics.dead_letter_failed(letter.reason)

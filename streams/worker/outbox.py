@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 
 from aupwatch.detectors.engine import Output
+from aupwatch.schemas.records import parse_ts
+from aupwatch.streams.worker.emitted import Emitted
 from aupwatch.streams.worker.stages import encode_batches
 
 
@@ -30,6 +32,7 @@ class Outbox:
         self.chunk = chunk
         self.metrics = metrics
         self.sink = sink
+        self.emitted: dict[str, Emitted] = {}  # alert id -> latest version on the topic
 
     async def parts(
         self,
@@ -52,12 +55,28 @@ class Outbox:
             for value in encode_batches(by_part.get(p, []), marks, self.chunk):
                 await topic.send(value=value, partition=p)
 
+    def remember(self, emitted: dict[str, Emitted]) -> None:
+        """Notes versions already on the alerts topic (after a restart or a rebalance)."""
+        for alert_id, version in emitted.items():
+            old = self.emitted.get(alert_id)
+            if old is None or version.version > old.version:
+                self.emitted[alert_id] = version
+
+    def forget_before(self, horizon: int) -> None:
+        """Forgets alerts with ``ts`` before ``horizon``: nothing can fold into them now."""
+        self.emitted = {a: v for a, v in self.emitted.items() if v.ts >= horizon}
+
     async def alerts(self, out: Output) -> None:
-        """Sends alert versions to the alerts topic (keyed by id) and the sink."""
+        """Sends alert versions newer than the topic holds to it (keyed by id) and the sink."""
         topic = self.topics["alerts"]
         now_ms = time.time() * 1000
         for alert, origin in zip(out.alerts, out.origins, strict=True):
-            await topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
+            alert_id, count = alert["alert_id"], alert["count"]
+            old = self.emitted.get(alert_id)
+            if old is not None and count <= old.version:
+                continue  # re-derived after a restart: a reader saw it already
+            self.emitted[alert_id] = Emitted(count, old.ts if old else parse_ts(alert["ts"]))
+            await topic.send(key=alert_id.encode(), value=orjson.dumps(alert))
             if self.metrics is not None:
                 new = alert["count"] == 1
                 self.metrics.alert(alert["detector"], alert["reason"], alert["severity"], new)

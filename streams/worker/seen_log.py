@@ -19,15 +19,10 @@ from itertools import islice
 from typing import Any
 
 from aupwatch.detectors.engine import Entry
+from aupwatch.streams.worker.keys import SEEN_PREFIX, SEEN_SEP, chunk_key
 
 CHUNK = 512
-PREFIX = "\x00s"  # "\x00" keys are not entries: the shards' stores skip them
-SEP = "\x1e"
-
-
-def chunk_key(key: str, epoch: int, index: int) -> str:
-    """Table key of one chunk of a key's seen ids."""
-    return f"{PREFIX}{key}{SEP}{epoch}{SEP}{index}"
+PREFIX, SEP = SEEN_PREFIX, SEEN_SEP
 
 
 def _tail(seen: dict[str, int], n: int) -> list[tuple[str, int]]:

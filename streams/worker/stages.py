@@ -6,7 +6,6 @@ the worker hands it decoded messages and sends what it returns.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -16,17 +15,15 @@ from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Entry, Output, Shard
 from aupwatch.detectors.pipeline import stage_operators
 from aupwatch.detectors.watermarks import UpstreamWatermarks
+from aupwatch.errors import AupwatchError
+from aupwatch.streams.worker.keys import (
+    STATE_FORMAT,
+    format_key,
+    frontier_key,
+    is_state,
+    partition_of,
+)
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
-
-
-def frontier_key(partition: int) -> str:
-    """Table key of a shard's persisted watermark (written last in each checkpoint)."""
-    return f"\x00wm{partition}"
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition of an internal topic (and its state changelog) that owns a state key."""
-    return zlib.crc32(key.encode()) % partitions
 
 
 class PartitionStore(MutableMapping[str, Entry]):
@@ -58,7 +55,7 @@ class PartitionStore(MutableMapping[str, Entry]):
 
     def __iter__(self) -> Iterator[str]:
         p, n = self.partition, self.partitions
-        return (k for k in list(self.data) if k[0] != "\x00" and partition_of(k, n) == p)
+        return (k for k in list(self.data) if is_state(k) and partition_of(k, n) == p)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -118,6 +115,14 @@ class Stage:
         """The shard of a partition, built from the recovered table on first use."""
         shard = self.shards.get(partition)
         if shard is None:
+            written = self.data.get(format_key(partition), 1)
+            if not isinstance(written, int) or written > STATE_FORMAT:
+                raise AupwatchError(
+                    f"state was written in format {written}, newer than this version of "
+                    f"aupwatch reads ({STATE_FORMAT}): upgrade every worker of the group",
+                    stage=self.name,
+                    partition=partition,
+                )
             n = self.partitions
             self.seen_log.restore(self.data, partition, lambda key: partition_of(key, n))
             store = PartitionStore(self.data, partition, self.partitions)

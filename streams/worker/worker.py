@@ -21,8 +21,10 @@ import faust
 
 from aupwatch.detectors.engine import Output
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX
+from aupwatch.errors import AupwatchError
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker.checkpoint import Checkpointer
+from aupwatch.streams.worker.emitted import read_emitted
 from aupwatch.streams.worker.faust_app import (
     StateTable,
     faust_settings,
@@ -31,8 +33,9 @@ from aupwatch.streams.worker.faust_app import (
 )
 from aupwatch.streams.worker.ingest import Ingest
 from aupwatch.streams.worker.inputs import InputPartitions
+from aupwatch.streams.worker.keys import is_state, partition_of
 from aupwatch.streams.worker.outbox import Outbox
-from aupwatch.streams.worker.stages import Stage, partition_of
+from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.tracker import PartitionTracker
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class Worker:
             config.max_record_bytes,
             self.tracker.caught_up,
             metrics,
+            config.worker.dead_letter_max_bytes,
         )
         self.tables: dict[str, Any] = {}
         self.stages: dict[str, Stage] = {}
@@ -150,6 +154,10 @@ class Worker:
                         if self.metrics is not None:
                             self.metrics.batch(name)
                         await self.checkpointer.maybe()
+                except AupwatchError as exc:  # a known cause: one line, no traceback
+                    log.error("stage %s stopped the worker: %s", name, exc)
+                    await self.app.crash(exc)
+                    raise
                 except Exception as exc:
                     # a stalled stage would hold every watermark: stop the worker instead,
                     # unacknowledged input is re-read by the restarted one
@@ -243,16 +251,23 @@ class Worker:
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             self._report_stalls(now)
-            if self.metrics is not None and now - self.sized_at >= 10.0:
+            if now - self.sized_at >= 10.0:
                 self.sized_at = now
-                self._count_state()
+                self._forget_emitted()
+                if self.metrics is not None:
+                    self._count_state()
         await self.checkpointer.maybe()
+
+    def _forget_emitted(self) -> None:
+        """Bounds the remembered alert versions by the alerts stage's watermark."""
+        shards = self.stages["alerts"].shards.values()
+        if shards:
+            horizon = min(s.wm for s in shards) - self.config.detectors.dedup_window
+            self.outbox.forget_before(horizon)
 
     def _count_state(self) -> None:
         """Sets the state-key gauges (the tables hold only this worker's partitions)."""
-        sizes = Counter(
-            k[0] for stage in self.stages.values() for k in stage.data if k[0] != "\x00"
-        )
+        sizes = Counter(k[0] for stage in self.stages.values() for k in stage.data if is_state(k))
         detectors = Counter[str]()
         for prefix, count in sizes.items():
             detectors[DETECTOR_OF_PREFIX[prefix]] += count
@@ -288,6 +303,10 @@ class Worker:
                 self.metrics.set_stalled(name, worst)
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        if any(tp.topic == self.names["alerts-in"] for tp in assigned):
+            # before any occurrence is re-applied: which versions readers have seen
+            emitted = await asyncio.to_thread(read_emitted, self.config.kafka, self.names["alerts"])
+            self.outbox.remember(emitted)
         held = await self.tracker.assigned(assigned)
         if self.metrics is not None:
             self.metrics.worker_assigned(held)

@@ -234,7 +234,7 @@ def test_metric_names_match_the_exposition(metrics: Metrics) -> None:
     text = generate_latest(metrics.registry).decode()
     typed = set(re.findall(r"^# TYPE (aupwatch_\w+) ", text, re.M))
     assert {n for n in typed if not n.endswith("_created")} == set(METRIC_NAMES)
-    assert len(METRIC_NAMES) == 22
+    assert len(METRIC_NAMES) == 23
 
 
 def test_registries_are_independent_and_global_is_untouched() -> None:
