@@ -1,7 +1,9 @@
 """throttle_disrespect: an app that keeps calling into throttling without backing off.
 
 State key ``R|app|seller|operation``; the state is the event times of the scope's calls
-and of its throttled (429) calls within ``window``.
+and of its throttled (429) calls within ``window``. It is pruned by the scope's own calls,
+without timers (a timer per quiet scope would cost more than the state: one short list per
+scope, like ``unauthorized_seller_access``'s state per app and seller).
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ class Disrespect:
         ts = item[0]
         developer, status = item[4]
         if state is None:
-            state = {"c": [], "q": [], "_t": ts + self.window + 1}
+            state = {"c": [], "q": []}
         calls: list[int] = state["c"]
         _add(calls, ts)
         if status != 429:
             if calls[0] <= ts - self.window - self.window:
                 _drop(calls, ts - self.window)  # amortised: trims once per window
+                _drop(state["q"], ts - self.window)
             return state
         throttled: list[int] = state["q"]
         _add(throttled, ts)
@@ -79,13 +82,7 @@ class Disrespect:
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
-        """Drops the calls that left the window; the key when none is left."""
-        since = due - 1 - self.window
-        _drop(state["c"], since)
-        _drop(state["q"], since)
-        if not state["c"]:
-            return None
-        state["_t"] = max(state["c"][-1] + self.window + 1, due + 1)
+        """Never called: this detector sets no timers."""
         return state
 
 
