@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -47,6 +45,7 @@ from prometheus_client.registry import Collector
 from aupwatch.detectors.registry import reason_severities
 from aupwatch.errors import ConfigError
 from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
+from aupwatch.streams.ops.tls_server import start_https_server
 from aupwatch.streams.security import https_server_context
 
 __all__ = [
@@ -490,17 +489,16 @@ class Metrics:
             ConfigError: The address cannot be bound (port in use, not a local address),
                 or the certificate and key cannot be loaded.
         """
-        tls: dict[str, Any] = {}
-        if certfile:
-            # fails with the config key before a port is bound
+        # a bad certificate fails with its config key before a port is bound
+        context = (
             https_server_context(certfile, keyfile, "monitor.metrics_certfile")
-            tls = {
-                "certfile": certfile,
-                "keyfile": keyfile or certfile,
-                "tls_min_version": ssl.TLSVersion.TLSv1_2,
-            }
+            if certfile
+            else None
+        )
         try:
-            server, _thread = start_http_server(port, addr=addr, registry=self.registry, **tls)
+            if context is not None:
+                return start_https_server(port, addr, self.registry, context)
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         except OSError as exc:
             why = (exc.strerror or str(exc)).lower()
             raise ConfigError(

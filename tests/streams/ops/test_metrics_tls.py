@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
+import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +47,16 @@ def test_serves_https_to_a_client_that_trusts_the_ca(
     assert isinstance(err.value.reason, ssl.SSLCertVerificationError)
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         servers.http_get(url.replace("https://", "http://"), timeout=2)
+
+
+def test_a_silent_client_does_not_stall_the_scrapes(
+    https_server: WSGIServer, tls: certs.Certificates
+) -> None:
+    port = https_server.server_port
+    with socket.create_connection(("127.0.0.1", port)):  # connects, never says hello
+        time.sleep(0.2)
+        status, _ = servers.http_get(f"https://127.0.0.1:{port}/metrics", timeout=3, cafile=tls.ca)
+        assert status == 200
 
 
 def test_certificate_and_key_in_one_file(tls: certs.Certificates, tmp_path: Path) -> None:
