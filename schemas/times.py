@@ -16,7 +16,10 @@ US_PER_S: Final = 1_000_000
 US_PER_MINUTE: Final = 60 * US_PER_S
 US_PER_HOUR: Final = 3_600 * US_PER_S
 US_PER_DAY: Final = 86_400 * US_PER_S
+# the generator counts milliseconds
 MS_PER_S: Final = 1_000
+MS_PER_MINUTE: Final = 60 * MS_PER_S
+MS_PER_HOUR: Final = 3_600 * MS_PER_S
 MS_PER_DAY: Final = 86_400 * MS_PER_S
 
 _RFC3339 = re.compile(
