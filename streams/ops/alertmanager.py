@@ -53,71 +53,16 @@ import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aupwatch.streams.config import MonitorSettings
+from aupwatch.streams.ops.am_payload import ALERTNAME, API_PATH, rfc3339, to_alertmanager
 from aupwatch.streams.ops.metrics import Metrics
 from aupwatch.streams.security import http_auth_header, https_client_context
 
 __all__ = ["ALERTNAME", "AlertmanagerSink", "to_alertmanager"]
 
 log = logging.getLogger(__name__)
-
-ALERTNAME = "AupwatchBreach"
-_API_PATH = "/api/v2/alerts"
-
-
-def _rfc3339(seconds: float) -> str:
-    """Format seconds since the epoch as RFC 3339 UTC (microseconds when non-zero)."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_rfc3339(text: str) -> float:
-    """Parse an RFC 3339 time (``Z`` or offset) into seconds since the epoch."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def to_alertmanager(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """Build the Alertmanager v2 alert (without ``endsAt``) for an aupwatch alert.
-
-    Args:
-        alert: An alert of the alert contract (``alert_id``, ``detector``, ``reason``,
-            ``severity``, ``clause``, ``ts``, ``subject``, ``summary``, ...).
-
-    Returns:
-        A dict with ``labels``, ``annotations`` and ``startsAt``.
-
-    Raises:
-        KeyError: If a required field is missing.
-        ValueError: If ``ts`` is not an RFC 3339 time.
-    """
-    subject = json.dumps(alert.get("subject", {}), sort_keys=True, separators=(",", ":"))
-    annotations = {
-        "summary": str(alert.get("summary", "")),
-        "subject": subject,
-        "alert_id": str(alert["alert_id"]),
-        "clause": str(alert.get("clause", "")),
-    }
-    for field in ("count", "first_seen", "last_seen"):
-        if alert.get(field) is not None:
-            annotations[field] = str(alert[field])
-    starts = _parse_rfc3339(str(alert["ts"]))
-    return {
-        "labels": {
-            "alertname": ALERTNAME,
-            "detector": str(alert["detector"]),
-            "reason": str(alert["reason"]),
-            "severity": str(alert["severity"]),
-            "alert_id": str(alert["alert_id"]),
-        },
-        "annotations": annotations,
-        "startsAt": _rfc3339(starts),
-        "_starts": starts,
-    }
 
 
 class AlertmanagerSink:
@@ -174,7 +119,7 @@ class AlertmanagerSink:
         bearer_token: str | None = None,
     ) -> None:
         base = url.rstrip("/")
-        self.url = base if base.endswith(_API_PATH) else base + _API_PATH
+        self.url = base if base.endswith(API_PATH) else base + API_PATH
         self._headers = {
             "Content-Type": "application/json",
             **http_auth_header(username, password, bearer_token),
@@ -392,7 +337,7 @@ class AlertmanagerSink:
     def _wire(payload: dict[str, Any]) -> dict[str, Any]:
         wire = {k: v for k, v in payload.items() if not k.startswith("_")}
         if payload["_ends"] is not None:
-            wire["endsAt"] = _rfc3339(payload["_ends"])
+            wire["endsAt"] = rfc3339(payload["_ends"])
         return wire
 
     def _post(self, body: bytes) -> bool | None:
