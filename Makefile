@@ -11,7 +11,8 @@ help: ## List the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@# a venv cut short (no pip yet) is made again rather than used half-built
+	@test -x $(BIN)/pip || $(PY) -m venv --clear $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@# setuptools warns that a flat layout is not src/; the layout is fixed by design
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[dev]'
