@@ -3,8 +3,11 @@
 ``generate(GeneratorConfig(...))`` returns JSON Lines (shuffled within ``shuffle_seconds``
 of event time, with re-delivered duplicates and malformed lines mixed in) and the truth:
 one ``{"detector", "reason", "subject"}`` per alert that the detectors emit under
-docs/semantics.md with the default configuration (deploy/aupwatch.toml). The same seed
-gives the same bytes; nothing depends on the wall clock.
+docs/semantics.md with the default configuration (deploy/aupwatch.toml), and a second
+truth for the tuned configuration of ``generator_tuned`` (``truth_tuned``: user-agent
+linking, the injected proxy network and SDK agent ignored, exceptions; the alerts those
+exceptions suppress are ``suppressed_tuned``). The input does not depend on which truth is
+wanted. The same seed gives the same bytes; nothing depends on the wall clock.
 
 The bulk is ordinary traffic that raises nothing (see ``generator_world``); breaches of
 every detector and reason and hard negatives are injected on subjects of their own (see
@@ -27,7 +30,7 @@ import orjson
 
 from aupwatch.streams.generator.background import background
 from aupwatch.streams.generator.entities import parse_rfc3339_ms
-from aupwatch.streams.generator.inject import Injector
+from aupwatch.streams.generator.inject import LATE_RECORDS, Injector
 from aupwatch.streams.generator.world import World
 
 __all__ = ["Generated", "GeneratorConfig", "generate", "register", "run", "write"]
@@ -99,6 +102,9 @@ class Generated:
     truth: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
     cases: list[dict[str, Any]] = field(default_factory=list)
+    truth_tuned: list[dict[str, Any]] = field(default_factory=list)
+    suppressed_tuned: list[dict[str, Any]] = field(default_factory=list)
+    tuned_config: str = ""
 
 
 def _check(cfg: GeneratorConfig) -> None:
@@ -108,8 +114,8 @@ def _check(cfg: GeneratorConfig) -> None:
         raise ValueError("malformed_rate and duplicate_rate must be in [0, 0.5)")
     if cfg.sellers < 1 or cfg.developers < 1:
         raise ValueError("need at least one seller and one developer")
-    if cfg.breaches and (cfg.sellers < 20 or cfg.developers < 8 or cfg.days < 30):
-        raise ValueError("injected breaches need sellers >= 20, developers >= 8, days >= 30")
+    if cfg.breaches and (cfg.sellers < 40 or cfg.developers < 8 or cfg.days < 30):
+        raise ValueError("injected breaches need sellers >= 40, developers >= 8, days >= 30")
 
 
 def generate(cfg: GeneratorConfig) -> Generated:
@@ -126,11 +132,12 @@ def generate(cfg: GeneratorConfig) -> Generated:
     if cfg.breaches:
         inj.run()
     bg_lo = len(world.lines)
-    background(world, target)
+    background(world, target - LATE_RECORDS if cfg.breaches else target)
     bg_hi = len(world.lines)
     if cfg.breaches:
         inj.after_background()
     truth = inj.finish(world.max_ts) if cfg.breaches else []
+    truth_tuned = inj.tuned_truth() if cfg.breaches else []
     n_valid = len(world.lines)
 
     # duplicates: byte-identical re-deliveries of any valid record, within the shuffle
@@ -155,6 +162,8 @@ def generate(cfg: GeneratorConfig) -> Generated:
     src = world.lines
     lines = [src[v % mult] for v in order]
     truth.sort(key=_truth_key)
+    truth_tuned.sort(key=_truth_key)
+    suppressed = sorted(inj.excepted, key=_truth_key) if cfg.breaches else []
     stats = {
         "lines": len(lines),
         "records": n_valid,
@@ -168,7 +177,15 @@ def generate(cfg: GeneratorConfig) -> Generated:
         "first_ts": world.fmt(world.start),
         "max_ts": world.fmt(world.max_ts),
     }
-    return Generated(lines=lines, truth=truth, stats=stats, cases=inj.cases)
+    return Generated(
+        lines=lines,
+        truth=truth,
+        stats=stats,
+        cases=inj.cases,
+        truth_tuned=truth_tuned,
+        suppressed_tuned=suppressed,
+        tuned_config=inj.tuned_config(),
+    )
 
 
 def _ts_of(line: bytes) -> int:
@@ -215,15 +232,28 @@ def _open_out(path: str | Path) -> Any:
     return gzip.open(path, "wb", compresslevel=6) if str(path).endswith(".gz") else open(path, "wb")
 
 
-def write(gen: Generated, out_path: str | Path, truth_path: str | Path | None = None) -> None:
-    """Write the lines (gzip when the name ends in .gz) and the truth as sorted JSON Lines."""
+def write(
+    gen: Generated,
+    out_path: str | Path,
+    truth_path: str | Path | None = None,
+    tuned: bool = False,
+) -> None:
+    """Write the lines (gzip when the name ends in .gz) and the truth as sorted JSON Lines.
+
+    Args:
+        gen: What ``generate`` returned.
+        out_path: The log file.
+        truth_path: The truth file, or None.
+        tuned: Write the truth under the tuned configuration instead of the defaults.
+    """
     with _open_out(out_path) as fh:
         chunk = 50_000
         for i in range(0, len(gen.lines), chunk):
             part = gen.lines[i : i + chunk]
             fh.write(b"\n".join(part) + b"\n")
     if truth_path is not None:
-        rows = sorted(orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in gen.truth)
+        chosen = gen.truth_tuned if tuned else gen.truth
+        rows = sorted(orjson.dumps(t, option=orjson.OPT_SORT_KEYS) for t in chosen)
         with _open_out(truth_path) as fh:
             fh.write(b"".join(r + b"\n" for r in rows))
 
@@ -239,6 +269,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="PATH", help="log file (.jsonl or .jsonl.gz)")
     p.add_argument("--truth", metavar="PATH", help="expected alerts as JSON Lines")
+    p.add_argument(
+        "--tuned",
+        action="store_true",
+        help="write the truth under the tuned configuration (see --tuned-config: accounts "
+        "also linked by user_agent, the injected proxy network and SDK user agent ignored, "
+        "exceptions) instead of the defaults of deploy/aupwatch.toml; the log is the same",
+    )
+    p.add_argument(
+        "--tuned-config",
+        metavar="PATH",
+        help="write the tuned configuration (TOML, for replay --config) to PATH",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--records", type=int, default=d.records, help="lines to write, about")
     p.add_argument("--days", type=float, default=d.days, help="event-time span in days")
@@ -286,7 +328,9 @@ def run(args: argparse.Namespace, config: Any = None) -> int:
     except ValueError as exc:
         print(f"aupwatch generate: {exc}", file=sys.stderr)
         return 2
-    write(gen, args.out, args.truth)
+    write(gen, args.out, args.truth, tuned=args.tuned)
+    if args.tuned_config:
+        Path(args.tuned_config).write_text(gen.tuned_config, encoding="utf-8")
     s = gen.stats
     print(
         f"generated {s['lines']} lines ({s['records']} records, {s['duplicates']} duplicates, "

@@ -3,7 +3,8 @@
 The background is built so that it yields no alert under docs/semantics.md:
 - every (app, seller) pair is granted, with the roles its operations need, at least two
   minutes before its first call, and is never called after a revoke;
-- every developer account calls only from addresses of its own, so accounts never link;
+- every developer account calls only from addresses and with user agents of its own, so
+  accounts never link (by address, nor by user agent when that is configured);
 - resources are shown only to users of the seller they were fetched for, or to staff;
 - every key gets a successful call at most ~42 days apart (heartbeats) while it is in use,
   and a key that is rotated out is revoked a few days after its last use.
@@ -116,8 +117,9 @@ class World:
         ip: str | None = None,
         resources: list[str] | None = None,
         sort_key: int | None = None,
+        ua: str | None = None,
     ) -> str:
-        """Emits an ``api_call``."""
+        """Emits an ``api_call`` (``ua`` replaces the app's own user agent)."""
         rng = self.rng
         if key_id is None:
             key_id = app.key_at(ts)
@@ -134,7 +136,7 @@ class World:
             "operation": op,
             "status": status,
             "source_ip": ip or rng.choice(app.dev.ips),
-            "user_agent": app.ua,
+            "user_agent": ua or app.ua,
         }
         if resources:
             rec["resource_ids"] = resources
@@ -263,6 +265,11 @@ class World:
                 app = App(aid, dev, kinds, roles_opt, ua, start, rng.paretovariate(1.2))
                 dev.apps.append(app)
                 self.apps.append(app)
+        agents: dict[str, Dev] = {}
+        for app in self.apps:  # an agent of one developer only: no links by user agent
+            if agents.setdefault(app.ua, app.dev) is not app.dev:
+                app.ua = f"{app.ua} build/{app.id[-6:]}"
+                agents[app.ua] = app.dev
         self._keys_and_pairs(budget)
 
     def _keys_and_pairs(self, budget: int) -> None:

@@ -2,8 +2,12 @@
 
 Besides the basic properties (determinism, size, noise, bounded disorder), a small
 reference model of docs/semantics.md, written independently of the generator, recomputes
-the unauthorized_seller_access, cross_seller_disclosure and dormant_key alerts from the
-generated lines and compares them with the generator's ground truth.
+the alerts of every detector but throttle_circumvention (unauthorized_seller_access,
+cross_seller_disclosure with ownership_wait, dormant_key, credential_sharing,
+throttle_disrespect, internal_overreach) from the generated lines and compares them with
+the generator's ground truth, under the defaults and under the tuned configuration's
+exceptions. Ownership retention (90 d) is not modelled: no generated access comes that
+long after its fetch.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import datetime as dt
 import gzip
 import json
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,17 @@ from typing import Any
 import pytest
 
 from aupwatch.detectors.config import DetectorConfig
+from aupwatch.streams.config import load_config
 from aupwatch.streams.generator import command as g
+from aupwatch.streams.generator import tuned as tuned_config
+from tests.detectors.support import SEVERITIES
 
-HOUR_US = 3_600_000_000
+MINUTE_US = 60_000_000
+HOUR_US = 60 * MINUTE_US
 DAY_US = 24 * HOUR_US
+OWNERSHIP_WAIT_US = 5 * MINUTE_US
+DISRESPECT_WINDOW_US, MIN_THROTTLED, MIN_SHARE = 5 * MINUTE_US, 20, 0.5
+OVERREACH_WINDOW_US, MAX_SELLERS = DAY_US, 25
 ROLES = dict(DetectorConfig().roles)
 RANK = {"key_event": 0, "authorization": 1, "api_call": 2, "data_access": 3}
 REQUIRED: dict[str, dict[str, type]] = {
@@ -103,18 +114,67 @@ def fold(occurrences: list[tuple[tuple[str, str, str], int]]) -> Counter[tuple[s
 
 
 def reference_alerts(recs: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
-    """unauthorized, disclosure and dormancy alerts by docs/semantics.md (no throttle)."""
+    """Alerts of every detector but throttle_circumvention, by docs/semantics.md."""
     occ: list[tuple[tuple[str, str, str], int]] = []
     auth: dict[tuple[str, str], dict[str, Any]] = {}
     owners: dict[tuple[str, str], set[str]] = defaultdict(set)
+    waiting: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    reached: list[tuple[int, str, str, set[str], str]] = []  # internal users' forwards
     per_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    key_owner: dict[str, tuple[str, str | None]] = {}
+    scopes: dict[tuple[str, str, str], deque[tuple[int, bool]]] = defaultdict(deque)
     max_t = max(r["_t"] for r in recs)
+
+    def disclose(access: dict[str, Any], rid: str, own: set[str], t: int) -> None:
+        base = {"app_id": access["app_id"], "viewer_type": access["viewer_type"]}
+        if access["viewer_type"] == "seller_user" and access["viewer_seller_id"] not in own:
+            for x in own:
+                subject = {
+                    **base,
+                    "owner_seller_id": x,
+                    "viewer_seller_id": access["viewer_seller_id"],
+                }
+                occ.append((key_of("cross_seller_disclosure", "other_seller", subject), t))
+        elif access["viewer_type"] == "external":
+            for x in own:
+                subject = {**base, "owner_seller_id": x, "viewer_id": access["viewer_id"]}
+                occ.append((key_of("cross_seller_disclosure", "external_party", subject), t))
+        elif access["viewer_type"] == "internal_user" and own:
+            reached.append((t, access["app_id"], access["viewer_id"], own, rid))
+
     for r in recs:
         kind = r["kind"]
         if kind == "authorization":
             auth[(r["app_id"], r["seller_id"])] = r
         elif kind == "api_call":
             per_key[r["key_id"]].append(r)
+            owner = key_owner.setdefault(r["key_id"], (r["developer_id"], r["app_id"]))
+            if r["developer_id"] != owner[0]:
+                subject = {
+                    "key_id": r["key_id"],
+                    "owner_developer_id": owner[0],
+                    "developer_id": r["developer_id"],
+                }
+                occ.append((key_of("credential_sharing", "foreign_developer", subject), r["_t"]))
+            elif owner[1] is not None and r["app_id"] != owner[1]:
+                subject = {
+                    "key_id": r["key_id"],
+                    "owner_developer_id": owner[0],
+                    "app_id": r["app_id"],
+                }
+                occ.append((key_of("credential_sharing", "foreign_app", subject), r["_t"]))
+            calls = scopes[(r["app_id"], r["seller_id"], r["operation"])]
+            calls.append((r["_t"], r["status"] == 429))
+            while calls[0][0] <= r["_t"] - DISRESPECT_WINDOW_US:
+                calls.popleft()
+            throttled = sum(q for _, q in calls)
+            if (
+                r["status"] == 429
+                and throttled >= MIN_THROTTLED
+                and throttled >= MIN_SHARE * len(calls)
+            ):
+                subject = {k: r[k] for k in ("app_id", "seller_id", "operation", "developer_id")}
+                occ.append((key_of("throttle_disrespect", "retry_storm", subject), r["_t"]))
             a = auth.get((r["app_id"], r["seller_id"]))
             reason = None
             if a is None:
@@ -130,7 +190,15 @@ def reference_alerts(recs: list[dict[str, Any]]) -> Counter[tuple[str, str, str]
                 occ.append((key_of("unauthorized_seller_access", reason, subject), r["_t"]))
             if 200 <= r["status"] < 300:
                 for rid in r.get("resource_ids", []):
-                    owners[(r["app_id"], rid)].add(r["seller_id"])
+                    own = owners[(r["app_id"], rid)]
+                    if r["seller_id"] in own:
+                        continue
+                    own.add(r["seller_id"])
+                    # accesses that found no owner are judged against a new one within the wait
+                    for access in waiting.pop((r["app_id"], rid), []):
+                        if access["_t"] + OWNERSHIP_WAIT_US >= r["_t"]:
+                            disclose(access, rid, {r["seller_id"]}, r["_t"])
+                            waiting[(r["app_id"], rid)].append(access)
         elif kind == "data_access":
             if r["viewer_type"] == "seller_user":
                 a = auth.get((r["app_id"], r["viewer_seller_id"]))
@@ -147,61 +215,75 @@ def reference_alerts(recs: list[dict[str, Any]]) -> Counter[tuple[str, str, str]
                         )
                     )
             for rid in r["resource_ids"]:
-                own = owners.get((r["app_id"], rid), set())
-                base = {"app_id": r["app_id"], "viewer_type": r["viewer_type"]}
-                if r["viewer_type"] == "seller_user" and r["viewer_seller_id"] not in own:
-                    for x in own:
-                        subject = {
-                            **base,
-                            "owner_seller_id": x,
-                            "viewer_seller_id": r["viewer_seller_id"],
-                        }
-                        occ.append(
-                            (key_of("cross_seller_disclosure", "other_seller", subject), r["_t"])
-                        )
-                elif r["viewer_type"] == "external":
-                    for x in own:
-                        subject = {**base, "owner_seller_id": x, "viewer_id": r["viewer_id"]}
-                        occ.append(
-                            (key_of("cross_seller_disclosure", "external_party", subject), r["_t"])
-                        )
+                own = set(owners.get((r["app_id"], rid), set()))
+                if own:
+                    disclose(r, rid, own, r["_t"])
+                else:
+                    waiting[(r["app_id"], rid)].append(r)
         else:
             per_key[r["key_id"]].append(r)
+            if r["action"] == "created" or r["key_id"] not in key_owner:
+                key_owner[r["key_id"]] = (r["developer_id"], r.get("app_id"))
+    occ.extend(_overreach(reached))
     for key_id, events in per_key.items():
-        dev = next(
-            (e["developer_id"] for e in events if e["kind"] == "key_event"),
-            events[0]["developer_id"],
-        )
-        subject = {"key_id": key_id, "developer_id": dev}
-        clock = None
-        warned = dormant = dead = False
-        for e in [*events, {"kind": "end", "_t": max_t}]:
-            t = e["_t"]
-            if clock is not None and not dead:
-                if not warned and clock + 60 * DAY_US <= t:
-                    warned = True
-                    occ.append(
-                        (key_of("dormant_key", "dormant_warning", subject), clock + 60 * DAY_US)
-                    )
-                if not dormant and clock + 90 * DAY_US <= t:
-                    dormant = True
-                    occ.append((key_of("dormant_key", "dormant", subject), clock + 90 * DAY_US))
-            if e["kind"] == "key_event":
-                if e["action"] in ("revoked", "deleted"):
-                    dead = True
-                else:
-                    clock = t if clock is None else max(clock, t)
-            elif e["kind"] == "api_call":
-                if dead:
-                    occ.append((key_of("dormant_key", "revoked_key_used", subject), t))
-                    continue
-                if dormant:
-                    occ.append((key_of("dormant_key", "reactivated", subject), t))
-                if clock is None:  # first seen in a call: the call is its creation
-                    clock = t
-                if 200 <= e["status"] < 300:
-                    clock, warned, dormant = t, False, False
+        occ.extend(_dormancy(key_id, events, max_t))
     return fold(occ)
+
+
+def _overreach(
+    reached: list[tuple[int, str, str, set[str], str]],
+) -> list[tuple[tuple[str, str, str], int]]:
+    """broad_access occurrences of internal users' (access, resource) forwards."""
+    occ: list[tuple[tuple[str, str, str], int]] = []
+    windows: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for t, app, viewer, sellers, _rid in sorted(reached, key=lambda f: f[0]):
+        window = [e for e in windows[(app, viewer)] if e[0] > t - OVERREACH_WINDOW_US]
+        before = {s for _, s in window}
+        window.extend((t, s) for s in sellers)
+        windows[(app, viewer)] = window
+        if sellers - before and len(before | sellers) >= MAX_SELLERS:
+            subject = {"app_id": app, "viewer_id": viewer}
+            occ.append((key_of("internal_overreach", "broad_access", subject), t))
+    return occ
+
+
+def _dormancy(
+    key_id: str, events: list[dict[str, Any]], max_t: int
+) -> list[tuple[tuple[str, str, str], int]]:
+    """dormant_key occurrences of one key's events (in decision order)."""
+    occ: list[tuple[tuple[str, str, str], int]] = []
+    dev = next(
+        (e["developer_id"] for e in events if e["kind"] == "key_event"),
+        events[0]["developer_id"],
+    )
+    subject = {"key_id": key_id, "developer_id": dev}
+    clock = None
+    warned = dormant = dead = False
+    for e in [*events, {"kind": "end", "_t": max_t}]:
+        t = e["_t"]
+        if clock is not None and not dead:
+            if not warned and clock + 60 * DAY_US <= t:
+                warned = True
+                occ.append((key_of("dormant_key", "dormant_warning", subject), clock + 60 * DAY_US))
+            if not dormant and clock + 90 * DAY_US <= t:
+                dormant = True
+                occ.append((key_of("dormant_key", "dormant", subject), clock + 90 * DAY_US))
+        if e["kind"] == "key_event":
+            if e["action"] in ("revoked", "deleted"):
+                dead = True
+            else:
+                clock = t if clock is None else max(clock, t)
+        elif e["kind"] == "api_call":
+            if dead:
+                occ.append((key_of("dormant_key", "revoked_key_used", subject), t))
+                continue
+            if dormant:
+                occ.append((key_of("dormant_key", "reactivated", subject), t))
+            if clock is None:  # first seen in a call: the call is its creation
+                clock = t
+            if 200 <= e["status"] < 300:
+                clock, warned, dormant = t, False, False
+    return occ
 
 
 def truth_counter(generated: g.Generated, skip: str = "") -> Counter[tuple[str, str, str]]:
@@ -240,22 +322,13 @@ def test_lines_look_like_the_contract() -> None:
 
 
 def test_every_detector_and_reason_in_truth() -> None:
-    reasons = Counter((t["detector"], t["reason"]) for t in gen().truth)
-    expected = (
-        {
-            ("unauthorized_seller_access", r)
-            for r in ("no_grant", "revoked", "expired", "missing_role", "unauthorized_viewer")
-        }
-        | {("throttle_circumvention", "shared_quota")}
-        | {("cross_seller_disclosure", r) for r in ("other_seller", "external_party")}
-        | {
-            ("dormant_key", r)
-            for r in ("dormant", "dormant_warning", "reactivated", "revoked_key_used")
-        }
-    )
-    assert set(reasons) == expected
+    out = gen()
+    reasons = Counter((t["detector"], t["reason"]) for t in out.truth)
+    assert set(reasons) == set(SEVERITIES)  # the tests' own copy of the contract
     assert all(n >= 3 for n in reasons.values())
-    for t in gen().truth:
+    tuned = {(t["detector"], t["reason"]) for t in out.truth_tuned + out.suppressed_tuned}
+    assert tuned == set(SEVERITIES)
+    for t in out.truth + out.truth_tuned:
         if t["detector"] == "throttle_circumvention":
             ids = t["subject"]["developer_ids"]
             assert ids == sorted(ids) and len(set(ids)) >= 2
@@ -333,6 +406,15 @@ def test_truth_matches_reference_model(kw: dict[str, Any]) -> None:
     out = gen(**kw)
     ref = reference_alerts(records(out))
     assert ref == truth_counter(out, skip="throttle_circumvention")
+    # the tuned config's exceptions hide exactly the alerts it lists as suppressed
+    hidden = Counter(key_of(t["detector"], t["reason"], t["subject"]) for t in out.suppressed_tuned)
+    assert hidden and all(ref[k] for k in hidden)
+    tuned = Counter(
+        key_of(t["detector"], t["reason"], t["subject"])
+        for t in out.truth_tuned
+        if t["detector"] != "throttle_circumvention"
+    )
+    assert tuned == Counter({k: n for k, n in ref.items() if k not in hidden})
 
 
 def test_background_alone_raises_nothing() -> None:
@@ -347,25 +429,52 @@ def test_background_alone_raises_nothing() -> None:
     assert all(len(d) == 1 for d in devs_by_ip.values())
 
 
-def test_only_injected_addresses_are_shared() -> None:
+def test_only_injected_addresses_and_agents_are_shared() -> None:
     out = gen()
-    devs_by_ip: dict[str, set[str]] = defaultdict(set)
+    devs_by: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in records(out):
         if r["kind"] == "api_call":
-            devs_by_ip[r["source_ip"]].add(r["developer_id"])
-    shared = {ip for ip, devs in devs_by_ip.items() if len(devs) > 1}
-    injected = {c["shared_ip"] for c in out.cases if "shared_ip" in c}
+            devs_by[("ip", r["source_ip"])].add(r["developer_id"])
+            devs_by[("ua", r["user_agent"])].add(r["developer_id"])
+    shared = {v for v, devs in devs_by.items() if len(devs) > 1}
+    injected = {("ip", c["shared_ip"]) for c in out.cases if "shared_ip" in c}
+    injected |= {("ua", c["user_agent"]) for c in out.cases if "user_agent" in c}
     assert shared == injected
-    groups = {
-        tuple(sorted(devs_by_ip[c["shared_ip"]]))
-        for c in out.cases
-        if c["case"] == "throttle_shared_quota"
-    }
-    assert groups == {
-        tuple(t["subject"]["developer_ids"])
-        for t in out.truth
-        if t["detector"] == "throttle_circumvention"
-    }
+    by_case: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for c in out.cases:
+        if c["case"].startswith(("throttle_", "negative_sdk")):
+            by_case[c["case"]].add(tuple(c["subject"]["developer_ids"]))
+
+    def groups(truth: list[dict[str, Any]]) -> set[tuple[str, ...]]:
+        return {
+            tuple(t["subject"]["developer_ids"])
+            for t in truth
+            if t["detector"] == "throttle_circumvention"
+        }
+
+    # defaults: linked by address (the proxy too); tuned: by address or agent, not the proxy
+    by_address = by_case["throttle_shared_quota"] | by_case["throttle_agent_via_proxy"]
+    assert groups(out.truth) == by_address | by_case["throttle_proxy_address"]
+    assert groups(out.truth_tuned) == by_address | by_case["throttle_user_agent_quota"]
+    assert not by_case["negative_sdk_user_agent"] & (groups(out.truth) | groups(out.truth_tuned))
+    assert tuned_config.PROXY_NETWORK in out.tuned_config
+    assert tuned_config.SDK_USER_AGENT in out.tuned_config
+
+
+def test_new_hard_negatives_are_injected() -> None:
+    cases = {c["case"] for c in gen().cases}
+    assert {
+        "negative_rotated_key_used_by_owner",
+        "negative_transient_429s",
+        "negative_19_throttled_in_window",
+        "negative_throttled_below_half",
+        "negative_support_user_24_sellers",
+        "negative_sellers_24h_apart",
+        "negative_sdk_user_agent",
+        "throttle_proxy_address",
+        "negative_access_before_ownership_wait",
+        "disclosure_ownership_wait",
+    } <= cases
 
 
 def test_key_negatives_and_periodic_warnings() -> None:
@@ -417,5 +526,16 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and " lines (" in err and "expected alerts" in err
     assert gzip.decompress(log.read_bytes()).split(b"\n")[:-1] == gen().lines
+    config = tmp_path / "tuned.toml"
+    args = parser.parse_args(
+        ["generate", "--records", "12000", "--seed", "7", "--out", str(log), "--truth", str(truth),
+         "--tuned", "--tuned-config", str(config)]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    capsys.readouterr()
+    assert len(truth.read_bytes().splitlines()) == len(gen().truth_tuned)
+    loaded = load_config(config)
+    assert loaded.detectors.link_fields == ("source_ip", "user_agent")
+    assert len(loaded.detectors.exceptions) == 3
     bad = parser.parse_args(["generate", "--out", str(log), "--sellers", "3"])
     assert bad.func(bad) == 2

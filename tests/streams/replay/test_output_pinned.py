@@ -17,10 +17,10 @@ import pytest
 from aupwatch.cli import main
 from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
-INPUT_SHA256 = "b7ded931450a38db4cba1faed6f709bd569dd3e744ba0c26615ea2eec009f707"
-ALERTS_SHA256 = "67ba442b276dd4f6899b183f00577e4fcf208367adda012be362dbd0e7337c9e"
+INPUT_SHA256 = "c7aacad0b69dd211636743144813734ae04bc60d40f26d87fcb747aa2112bb25"
+ALERTS_SHA256 = "b64a77dfd77e6a69f72ad1af5a5b4ada105631bb34228386782175996a087743"
 # dead letters name their source file; the hash is over them with ``source`` removed
-DEAD_SHA256 = "9699a6b54dd75d043c09a29f7511458a21032dfd6274e6b383192fb9f2b38119"
+DEAD_SHA256 = "e6a4b2d2dd3ce9fc059196fddba39fa36667cc39bf57bfe0d6c116ec272ac662"
 
 
 def _sha(data: bytes) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from aupwatch.streams.generator.command import GeneratorConfig, generate, write
+from aupwatch.streams.generator.command import Generated, GeneratorConfig, generate, write
 from tests.detectors.support import SEVERITIES
 
 AUPWATCH = [sys.executable, "-m", "aupwatch.cli"]
@@ -29,26 +29,66 @@ def key(alert: dict[str, Any]) -> tuple[str, str, str]:
     return alert["detector"], alert["reason"], subject
 
 
-@pytest.mark.slow
-def test_replay_reproduces_ground_truth_of_200k_records(tmp_path: Path) -> None:
-    logs, truth_file = tmp_path / "logs.jsonl.gz", tmp_path / "truth.jsonl"
+@pytest.fixture(scope="module")
+def generated_200k(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Generated]:
+    """A generated set of 200,000 records with every reason of all seven detectors."""
+    logs = tmp_path_factory.mktemp("g200k") / "logs.jsonl.gz"
     gen = generate(GeneratorConfig(seed=2026, records=200_000))
-    write(gen, logs, truth_file)
-    out = run("replay", str(logs), "--alerts", str(tmp_path / "alerts.jsonl"))
-    assert out.returncode == 0, out.stderr.decode()
-    alerts = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
-    truth = Counter(key(t) for t in map(orjson.loads, truth_file.read_bytes().splitlines()))
-    found = Counter(key(a) for a in alerts)
-    missed, extra = truth - found, found - truth
+    write(gen, logs)
+    return logs, gen
+
+
+def _compare(truth: list[dict[str, Any]], path: Path) -> Counter[tuple[str, str, str]]:
+    """The alerts of ``path`` by key; fails listing misses and extras against ``truth``."""
+    found = Counter(key(orjson.loads(x)) for x in path.read_bytes().splitlines())
+    expected = Counter(key(t) for t in truth)
+    missed, extra = expected - found, found - expected
     assert not missed and not extra, (
         "missed:\n" + "\n".join(map(str, missed)) + "\nextra:\n" + "\n".join(map(str, extra))
     )
-    # every reason the generator injects: those of the first four detectors (the tests' own
-    # table of the contract); the version 2 detectors are not injected yet
-    v2 = {"credential_sharing", "throttle_disrespect", "internal_overreach"}
-    assert {(d, r) for d, r, _ in truth} == {(d, r) for d, r in SEVERITIES if d not in v2}
-    summary = out.stderr.decode()
-    assert f"records: {gen.stats['records']}" in summary or "records:" in summary
+    return found
+
+
+@pytest.mark.slow
+def test_replay_reproduces_ground_truth_of_200k_records(
+    tmp_path: Path, generated_200k: tuple[Path, Generated]
+) -> None:
+    logs, gen = generated_200k
+    out = run("replay", str(logs), "--alerts", str(tmp_path / "alerts.jsonl"))
+    assert out.returncode == 0, out.stderr.decode()
+    found = _compare(gen.truth, tmp_path / "alerts.jsonl")
+    # every reason of all seven detectors (the tests' own table of the contract)
+    assert {(d, r) for d, r, _ in found} == set(SEVERITIES)
+    read = gen.stats["records"] + gen.stats["duplicates"]
+    assert f"records: {read} read" in out.stderr.decode()
+
+
+@pytest.mark.slow
+def test_replay_reproduces_tuned_ground_truth_of_200k_records(
+    tmp_path: Path, generated_200k: tuple[Path, Generated]
+) -> None:
+    """User-agent linking, an ignored proxy network and SDK agent, and exceptions."""
+    logs, gen = generated_200k
+    config = tmp_path / "tuned.toml"
+    config.write_text(gen.tuned_config, encoding="utf-8")
+    alerts, suppressed = tmp_path / "alerts.jsonl", tmp_path / "suppressed.jsonl"
+    out = run(
+        "replay",
+        str(logs),
+        "--config",
+        str(config),
+        "--alerts",
+        str(alerts),
+        "--suppressed",
+        str(suppressed),
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    found = _compare(gen.truth_tuned, alerts)
+    hidden = _compare(gen.suppressed_tuned, suppressed)
+    assert {(d, r) for d, r, _ in found + hidden} == set(SEVERITIES)
+    assert found != Counter(key(t) for t in gen.truth)  # the config changes the verdict
+    notes = {orjson.loads(x)["note"] for x in suppressed.read_bytes().splitlines()}
+    assert len(notes) == len(hidden)
 
 
 def test_contract_example_and_summary(tmp_path: Path) -> None:
