@@ -55,6 +55,9 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/stream.py
 
+soak-bench: setup services ## One worker, 2,000 records/s for 30 min, months of event time: RSS, state, latency
+	$(BIN)/python bench/soak.py --minutes 30
+
 worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 	bash deploy/kafka/kafka.sh start
 	$(BIN)/aupwatch worker --config deploy/aupwatch.toml
@@ -62,4 +65,4 @@ worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 kafka-stop: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh stop
 
-.PHONY: help setup demo services lint test unit soak race bench worker kafka-stop
+.PHONY: help setup demo services lint test unit soak race bench soak-bench worker kafka-stop

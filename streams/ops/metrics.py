@@ -50,6 +50,7 @@ from aupwatch.streams.security import https_server_context
 
 __all__ = [
     "ALERT_SEVERITIES",
+    "CHECKPOINT_BUCKETS",
     "DEAD_LETTER_REASONS",
     "DETECTOR_REASONS",
     "KINDS",
@@ -91,6 +92,11 @@ Decisions wait for the watermark (allowed lateness 30 s), so most records take a
 over 30 s from append to alert: the buckets are dense between 25 s and 40 s.
 """
 
+CHECKPOINT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+"""Checkpoint-duration buckets in seconds (a checkpoint runs every 2 s under the lock)."""
+
 METRIC_NAMES: frozenset[str] = frozenset(
     {
         "aupwatch_records_total",
@@ -105,6 +111,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "aupwatch_event_time_lag_seconds",
         "aupwatch_processing_latency_seconds",
         "aupwatch_detector_state_keys",
+        "aupwatch_checkpoint_seconds",
         "aupwatch_stage_stalled_seconds",
         "aupwatch_alertmanager_posts_total",
         "aupwatch_alertmanager_queue_alerts",
@@ -278,6 +285,12 @@ class Metrics:
         )
         keys_doc = "Keys held in detector state, by detector."
         self._state_keys = gauge("aupwatch_detector_state_keys", keys_doc, "detector")
+        self._checkpoint = Histogram(
+            "aupwatch_checkpoint_seconds",
+            "Wall time of a checkpoint (flush outputs, write changed state, commit input).",
+            buckets=CHECKPOINT_BUCKETS,
+            registry=registry,
+        )
         stalled_doc = "Seconds a stage has held items without its watermark moving (0: none)."
         self._stalled = gauge("aupwatch_stage_stalled_seconds", stalled_doc, "stage")
         posts_doc = "POSTs to Alertmanager by outcome (ok, error)."
@@ -391,6 +404,10 @@ class Metrics:
     def set_state_keys(self, detector: str, n: int) -> None:
         """Set the number of keys a detector holds in state."""
         self._state_keys.labels(detector=_code("detector", detector)).set(n)
+
+    def observe_checkpoint(self, seconds: float) -> None:
+        """Observe the wall time of one checkpoint in seconds."""
+        self._checkpoint.observe(max(0.0, float(seconds)))
 
     def set_stalled(self, stage: str, seconds: float) -> None:
         """Set how long a stage has held items without progress (0 when it moves)."""

@@ -137,6 +137,15 @@ def test_unowned_state_keys_latency(metrics: Metrics) -> None:
     assert value(metrics, f"{h}_bucket", le="+Inf") == 6
 
 
+def test_checkpoint_seconds(metrics: Metrics) -> None:
+    for seconds in (0.004, 0.3, -1.0):
+        metrics.observe_checkpoint(seconds)
+    h = "aupwatch_checkpoint_seconds"
+    assert value(metrics, f"{h}_count") == 3
+    assert value(metrics, f"{h}_sum") == pytest.approx(0.304)
+    assert value(metrics, f"{h}_bucket", le="0.005") == 2  # 0.004 and the clamped -1
+
+
 def test_latency_buckets_cover_the_range() -> None:
     assert LATENCY_BUCKETS[0] <= 0.1 and LATENCY_BUCKETS[-1] >= 300
     assert list(LATENCY_BUCKETS) == sorted(set(LATENCY_BUCKETS))
@@ -234,7 +243,7 @@ def test_metric_names_match_the_exposition(metrics: Metrics) -> None:
     text = generate_latest(metrics.registry).decode()
     typed = set(re.findall(r"^# TYPE (aupwatch_\w+) ", text, re.M))
     assert {n for n in typed if not n.endswith("_created")} == set(METRIC_NAMES)
-    assert len(METRIC_NAMES) == 23
+    assert len(METRIC_NAMES) == 24
 
 
 def test_registries_are_independent_and_global_is_untouched() -> None:

@@ -1,0 +1,495 @@
+"""Soak benchmark: one worker under steady live traffic, with months of event time passing.
+
+One ``aupwatch worker`` runs against the local broker (deploy/kafka/kafka.sh start first)
+on topics and a group of its own. This script produces ``--rate`` records/s for
+``--minutes`` minutes from a streaming generator whose event time runs ``--speedup`` times
+faster than the wall clock (default 14,400: four hours a second, 300 days in 30 minutes),
+so every horizon of the detectors (90 days at most) passes several times. The population
+churns: sellers, apps, keys, addresses and resources come and go, so old keys stop
+appearing and state is only bounded if every detector forgets what its horizon allows.
+About one call in 250 has no grant, so alerts keep being opened (latency is measured on
+them). Records go ``--per-message`` to a Kafka message (10 by default, as a log shipper
+batches lines): on a shared 2-core machine one record per message costs the producer and
+the worker's consumer more CPU than the detectors.
+
+Sampled every minute: the worker's RSS, its state keys per detector
+(``aupwatch_detector_state_keys``), the mean and largest checkpoint duration
+(``aupwatch_checkpoint_seconds``), the p99 of ``aupwatch_processing_latency_seconds``
+(append of a record to the append of its alert) over that minute, the consumer lag and the
+load average of the machine. At the end a verdict against the targets: over the last 20
+minutes RSS grows less than 10 %, state keys stay within 10 % of their level at the start
+of that span, and p99 latency stays at most allowed_lateness + 1 s (31 s).
+
+The worker is stopped and the topics are deleted at the end, also on error or Ctrl-C; the
+run is bounded by ``--minutes`` plus a few minutes of setup and teardown.
+
+Usage: python bench/soak.py [--minutes 30] [--rate 2000] [--speedup 14400] [--per-message 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stream import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
+
+# Runs the worker CLI; until streams/worker/worker.py hands its metrics to the
+# Checkpointer, the launcher does, so that checkpoint durations are exported.
+LAUNCH = """
+import sys
+from aupwatch.streams.worker import worker as w
+init = w.Worker.__init__
+def wired(self, *a, **k):
+    init(self, *a, **k)
+    if getattr(self.checkpointer, "metrics", 0) is None:
+        self.checkpointer.metrics = self.metrics
+w.Worker.__init__ = wired
+from aupwatch.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+ORIGIN_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DAY_MS = 86_400_000
+REGIONS = ("NA", "EU", "FE")
+OPS = ("getOrders", "getOrder", "getOrderItems", "getListingsRestrictions", "getCatalogItem")
+ROLE_OPS = ("getOrderAddress", "getReport")
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def fmt_ts(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+class Traffic:
+    """Ordinary marketplace traffic with churn, one record at a time in event order.
+
+    Sellers live ~120 days, apps ~200 days; an app rotates its key every ~45 days (the
+    old key is revoked, or for one app in three just abandoned, so it goes dormant); a
+    developer moves to a new address every ~20 days; every fetched order is a new
+    resource id, read back later by a user of its own seller (or the app's staff).
+    """
+
+    def __init__(self, seed: int, sellers: int = 3000, apps: int = 400) -> None:
+        self.rng = random.Random(seed)
+        self.n = 0
+        self.sellers: list[list[object]] = []  # [id, region, users, dies_at]
+        self.apps: list[dict[str, object]] = []
+        self.pending: deque[bytes] = deque()
+        for _ in range(sellers):
+            self.sellers.append(self._seller(ORIGIN_MS))
+        for _ in range(apps):
+            self.apps.append(self._app(ORIGIN_MS))
+
+    def _id(self, prefix: str, k: int = 12) -> str:
+        return prefix + "".join(self.rng.choices(ALNUM, k=k))
+
+    def _seller(self, now: int) -> list[object]:
+        rng = self.rng
+        sid = self._id("A")
+        users = [f"{sid}-u{i}" for i in range(rng.randint(1, 4))]
+        return [sid, rng.choice(REGIONS), users, now + int(rng.expovariate(1 / 120) * DAY_MS)]
+
+    def _app(self, now: int) -> dict[str, object]:
+        rng = self.rng
+        dev = self._id("dev-", 8)
+        app: dict[str, object] = {
+            "id": self._id("amzn1.app.", 10),
+            "dev": dev,
+            "ua": f"client-{dev}/1.{rng.randint(0, 9)}",
+            "ips": [self._ip() for _ in range(rng.randint(1, 3))],
+            "staff": [f"{dev}-staff{i}" for i in range(2)],
+            "key": "",
+            "rotate_at": 0,
+            "move_at": now + int(rng.expovariate(1 / 20) * DAY_MS),
+            "dies_at": now + int(rng.expovariate(1 / 200) * DAY_MS),
+            "grants": {},  # seller id -> seller
+            "recent": deque(maxlen=50),  # (resource id, seller) fetched lately
+        }
+        self._rotate(app, now)
+        for _ in range(rng.randint(3, 30)):
+            self._grant(app, now)
+        return app
+
+    def _ip(self) -> str:
+        r = self.rng.getrandbits(24)
+        return f"10.{r >> 16}.{(r >> 8) & 255}.{r & 255 or 1}"
+
+    def _emit(self, rec: dict[str, object]) -> None:
+        self.n += 1
+        rec["event_id"] = f"s{self.n}"
+        self.pending.append(orjson.dumps(rec))
+
+    def _rotate(self, app: dict[str, object], now: int) -> None:
+        old, key = str(app["key"]), self._id("AKIA", 16)
+        base = {"ts": fmt_ts(now), "developer_id": app["dev"], "app_id": app["id"]}
+        self._emit({"kind": "key_event", "key_id": key, "action": "created", **base})
+        if old and self.rng.random() < 0.67:
+            self._emit({"kind": "key_event", "key_id": old, "action": "revoked", **base})
+        app["key"] = key
+        app["rotate_at"] = now + int(self.rng.expovariate(1 / 45) * DAY_MS)
+
+    def _grant(self, app: dict[str, object], now: int) -> None:
+        seller = self.sellers[int(self.rng.random() * len(self.sellers))]
+        grants: dict[str, list[object]] = app["grants"]  # type: ignore[assignment]
+        grants[str(seller[0])] = seller
+        self._emit(
+            {
+                "kind": "authorization",
+                "ts": fmt_ts(now),
+                "app_id": app["id"],
+                "seller_id": seller[0],
+                "action": "grant",
+                "roles": ["pii", "reports"],
+                "developer_id": app["dev"],
+            }
+        )
+
+    def _churn(self, now: int) -> None:
+        rng = self.rng
+        i = int(rng.random() * len(self.sellers))
+        if self.sellers[i][3] <= now:  # type: ignore[operator]
+            self.sellers[i] = self._seller(now)
+        j = int(rng.random() * len(self.apps))
+        app = self.apps[j]
+        if app["dies_at"] <= now:  # type: ignore[operator]
+            self.apps[j] = self._app(now)
+            return
+        if app["rotate_at"] <= now:  # type: ignore[operator]
+            self._rotate(app, now)
+        if app["move_at"] <= now:  # type: ignore[operator]
+            ips: list[str] = app["ips"]  # type: ignore[assignment]
+            ips[int(rng.random() * len(ips))] = self._ip()
+            app["move_at"] = now + int(rng.expovariate(1 / 20) * DAY_MS)
+        grants: dict[str, list[object]] = app["grants"]  # type: ignore[assignment]
+        for sid in [s for s, seller in grants.items() if seller[3] <= now]:  # type: ignore[operator]
+            del grants[sid]
+            self._emit(
+                {
+                    "kind": "authorization",
+                    "ts": fmt_ts(now),
+                    "app_id": app["id"],
+                    "seller_id": sid,
+                    "action": "revoke",
+                    "developer_id": app["dev"],
+                }
+            )
+            self._grant(app, now)
+        if not grants:
+            self._grant(app, now)
+
+    def next(self, now: int) -> bytes:
+        """The next record at event time ``now`` (ms)."""
+        if self.pending:
+            return self.pending.popleft()
+        rng = self.rng
+        r = rng.random()
+        if r < 0.02:
+            self._churn(now)
+            if self.pending:
+                return self.pending.popleft()
+        app = self.apps[int(rng.random() * len(self.apps))]
+        grants: dict[str, list[object]] = app["grants"]  # type: ignore[assignment]
+        recent: deque[tuple[str, list[object]]] = app["recent"]  # type: ignore[assignment]
+        ts = fmt_ts(now)
+        if r < 0.12 and recent:
+            rid, seller = recent[int(rng.random() * len(recent))]
+            internal = rng.random() < 0.2
+            staff: list[str] = app["staff"]  # type: ignore[assignment]
+            users: list[str] = seller[2]  # type: ignore[assignment]
+            rec: dict[str, object] = {
+                "kind": "data_access",
+                "ts": ts,
+                "app_id": app["id"],
+                "resource_ids": [rid],
+                "viewer_type": "internal_user" if internal else "seller_user",
+                "viewer_id": rng.choice(staff) if internal else rng.choice(users),
+                "channel": "ui",
+            }
+            if not internal:
+                rec["viewer_seller_id"] = seller[0]
+            self._emit(rec)
+            return self.pending.popleft()
+        stranger = r > 0.996  # a call for a seller that never granted this app: an alert
+        seller = (
+            self.sellers[int(rng.random() * len(self.sellers))]
+            if stranger
+            else list(grants.values())[int(rng.random() * len(grants))]
+        )
+        s = rng.random()
+        status = 200 if s < 0.94 else 429 if s < 0.97 else 500 if s < 0.985 else 404
+        op = rng.choice(ROLE_OPS) if s > 0.995 else OPS[int(rng.random() * len(OPS))]
+        ips: list[str] = app["ips"]  # type: ignore[assignment]
+        rec = {
+            "kind": "api_call",
+            "ts": ts,
+            "region": seller[1],
+            "developer_id": app["dev"],
+            "app_id": app["id"],
+            "key_id": app["key"],
+            "seller_id": seller[0],
+            "operation": op,
+            "status": status,
+            "source_ip": ips[int(rng.random() * len(ips))],
+            "user_agent": app["ua"],
+        }
+        if op == "getOrder" and status == 200:
+            rid = f"{rng.randint(100, 999)}-{rng.getrandbits(40):013d}"
+            rec["resource_ids"] = [rid]
+            recent.append((rid, seller))
+        self._emit(rec)
+        return self.pending.popleft()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def series(sample: dict[str, float], name: str) -> dict[str, float]:
+    """label string -> value of one metric family's samples."""
+    return {k[len(name) :]: v for k, v in sample.items() if k.startswith(name + "{")}
+
+
+def quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float:
+    """Upper bound of the bucket holding quantile ``q`` of a histogram's increase."""
+    buckets = []
+    for labels, v in series(after, name + "_bucket").items():
+        le = labels.split('le="')[1].split('"')[0]
+        bound = float("inf") if le == "+Inf" else float(le)
+        buckets.append((bound, v - before.get(name + "_bucket" + labels, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return float("nan")
+    return next(b for b, n in buckets if n >= q * total)
+
+
+def detector_keys(sample: dict[str, float]) -> dict[str, int]:
+    out = {}
+    for labels, v in series(sample, "aupwatch_detector_state_keys").items():
+        out[labels.split('detector="')[1].split('"')[0]] = int(v)
+    return out
+
+
+SHORT = {
+    "unauthorized_seller_access": "unauth",
+    "throttle_circumvention": "throttle",
+    "cross_seller_disclosure": "disclose",
+    "dormant_key": "dormant",
+    "credential_sharing": "cred",
+    "throttle_disrespect": "disresp",
+    "internal_overreach": "overreach",
+    "alerts": "open_alrt",
+}
+
+
+def row(minute: int, s: dict[str, object], names: list[str]) -> str:
+    keys: dict[str, int] = s["keys"]  # type: ignore[assignment]
+    cells = [
+        f"{minute:>3}",
+        f"{s['days']:>6.1f}",
+        f"{s['sent']:>9,}",
+        f"{s['rss']:>7,.0f}",
+        *(f"{keys.get(n, 0):>9,}" for n in names),
+        f"{s['ckpt_mean'] * 1000:>7.0f}",
+        f"{s['ckpt_max']:>6}",
+        f"{s['p99']:>6.2f}",
+        f"{s['lag']:>7,.0f}",
+        f"{s['load']:>5.2f}",
+    ]
+    return " ".join(cells)
+
+
+def header(names: list[str]) -> str:
+    cols = ["min", "ev_days", "sent", "rss_MB", *(f"{SHORT.get(n, n)[:9]:>9}" for n in names)]
+    cols += ["ckpt_ms", "ckpt<=", "p99_s", "lag", "load1"]
+    widths = [3, 6, 9, 7, *[9] * len(names), 7, 6, 6, 7, 5]
+    return " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
+
+
+def verdict(samples: list[dict[str, object]], lateness: float) -> list[str]:
+    """The three targets over the last 20 minutes (or the last two thirds of a short run)."""
+    last = len(samples)
+    base = max(1, last - 20) if last >= 30 else max(1, last // 3)
+    b, e = samples[base - 1], samples[-1]
+    out = []
+    growth = e["rss"] / b["rss"] - 1  # type: ignore[operator]
+    out.append(
+        f"RSS minute {base} -> {last}: {b['rss']:,.0f} -> {e['rss']:,.0f} MB "
+        f"({growth:+.1%}; target < +10%): {'PASS' if growth < 0.10 else 'FAIL'}"
+    )
+    bk: dict[str, int] = b["keys"]  # type: ignore[assignment]
+    worst_all = 0.0 if bk else float("inf")  # no gauge yet at the base minute: not judged
+    for name in sorted({n for s in samples for n in s["keys"]}):  # type: ignore[attr-defined]
+        level = bk.get(name, 0)
+        values = [s["keys"].get(name, 0) for s in samples[base - 1 :]]  # type: ignore[attr-defined]
+        worst = max(abs(v - level) for v in values) / max(level, 1)
+        small = level < 100  # a few dozen keys: +-10 % is noise, not growth
+        worst_all = max(worst_all, 0.0 if small else worst)
+        out.append(
+            f"  state keys {name}: {level:,} at minute {base}, range {min(values):,}-"
+            f"{max(values):,} (worst {worst:+.1%}{', small: not judged' if small else ''})"
+        )
+    out.insert(
+        1,
+        f"state keys within 10% of minute {base}: {'PASS' if worst_all <= 0.10 else 'FAIL'}"
+        f" (worst {worst_all:.1%})",
+    )
+    p99s = [s["p99"] for s in samples if s["p99"] == s["p99"]]  # type: ignore[comparison-overlap]
+    top = max(p99s) if p99s else float("nan")
+    out.append(
+        f"p99 latency per minute at most {lateness + 1:.0f} s: worst {top:.2f} s: "
+        f"{'PASS' if top <= lateness + 1 else 'FAIL'}"
+    )
+    return out
+
+
+def cleanup_topics(group: str) -> list[str]:
+    a = admin()
+    try:
+        mine = [t for t in a.list_topics() if t.startswith(group)]
+        if mine:
+            a.delete_topics(mine)
+        return mine
+    finally:
+        a.close()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # so that the worker is stopped and the topics deleted
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=int, default=30)
+    ap.add_argument("--rate", type=int, default=2000, help="records per wall second")
+    ap.add_argument("--speedup", type=float, default=14_400, help="event s per wall s")
+    ap.add_argument("--per-message", type=int, default=10, help="records per Kafka message")
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+    per = max(1, args.per_message)
+    from kafka import KafkaProducer
+
+    from aupwatch.detectors.registry import reason_severities
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    group = f"soak-{uuid.uuid4().hex[:8]}"
+    topic = f"{group}-logs"
+    lateness = 30.0
+    hard_stop = time.monotonic() + args.minutes * 60 + 300
+    proc = None
+    samples: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            make_topic(topic, 4)
+            make_topic(f"{group}-alerts", 4)
+            port = free_port()
+            env = worker_env(group, topic, f"{tmp}/{group}")
+            log = open(f"{tmp}/worker.log", "wb")  # noqa: SIM115
+            cmd = ["worker", "--log-level", "WARNING", "--metrics-port", str(port)]
+            proc = subprocess.Popen(
+                [PY, "-c", LAUNCH, *cmd], cwd=ROOT, env=env, stdout=log, stderr=log
+            )
+            while time.monotonic() < hard_stop - args.minutes * 60:
+                time.sleep(0.5)
+                with contextlib.suppress(OSError):
+                    if scrape(port).get("aupwatch_worker_assigned_partitions", 0) > 0:
+                        break
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the worker exited: {Path(tmp, 'worker.log').read_text()[-2000:]}"
+                    )
+            else:
+                raise RuntimeError("the worker did not join its group within 5 minutes")
+            print(
+                f"group {group}: {args.rate:,} records/s for {args.minutes} min, event time x"
+                f"{args.speedup:,.0f} ({args.speedup * args.minutes * 60 / 86400:,.0f} days), "
+                f"{per} records per message, "
+                f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start",
+                flush=True,
+            )
+            traffic = Traffic(args.seed)
+            prod = KafkaProducer(bootstrap_servers=BOOT, linger_ms=20, batch_size=1 << 18)
+            start = time.monotonic()
+            prev = scrape(port)
+            names = [*sorted(reason_severities()), "alerts"]  # "alerts": the open alerts
+            sent = 0
+            for minute in range(1, args.minutes + 1):
+                end = start + minute * 60
+                while (now := time.monotonic()) < end:
+                    due = int((now - start) * args.rate) + 1
+                    ev = ORIGIN_MS + int((now - start) * args.speedup * 1000)
+                    if due - sent >= per:
+                        n = (due - sent) // per * per
+                        lines = [traffic.next(ev) for _ in range(n)]
+                        for i in range(0, n, per):
+                            prod.send(topic, value=b"\n".join(lines[i : i + per]))
+                        sent += n
+                    time.sleep(0.005)
+                    if now > hard_stop:
+                        raise RuntimeError("over the time bound")
+                cur = scrape(port)
+                n_ck = cur.get("aupwatch_checkpoint_seconds_count", 0.0) - prev.get(
+                    "aupwatch_checkpoint_seconds_count", 0.0
+                )
+                t_ck = cur.get("aupwatch_checkpoint_seconds_sum", 0.0) - prev.get(
+                    "aupwatch_checkpoint_seconds_sum", 0.0
+                )
+                keys = detector_keys(cur)
+                samples.append(
+                    {
+                        "days": (ev - ORIGIN_MS) / DAY_MS,
+                        "sent": sent,
+                        "rss": rss_mb(proc.pid),
+                        "keys": keys,
+                        "ckpt_mean": t_ck / n_ck if n_ck else float("nan"),
+                        "ckpt_max": quantile(prev, cur, "aupwatch_checkpoint_seconds", 1.0),
+                        "p99": quantile(prev, cur, "aupwatch_processing_latency_seconds", 0.99),
+                        "lag": sum(series(cur, "aupwatch_consumer_lag_records").values()),
+                        "load": os.getloadavg()[0],
+                    }
+                )
+                prev = cur
+                if minute == 1:
+                    print(header(names), flush=True)
+                print(row(minute, samples[-1], names), flush=True)
+            prod.flush()
+            prod.close()
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            with contextlib.suppress(Exception):
+                print(f"deleted topics: {', '.join(cleanup_topics(group))}", flush=True)
+    if samples:
+        print(
+            "columns: ev_days event days passed; state keys per detector; ckpt_ms mean and ckpt<= "
+            "largest bucket of the checkpoint duration; p99_s of append-to-alert latency in "
+            "the minute; lag consumer lag (messages); load1 load average"
+        )
+        for line in verdict(samples, lateness):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
