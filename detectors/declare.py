@@ -57,6 +57,8 @@ class Step:
         key: The record fields that make up the state key after the prefix.
         inputs: What feeds it: record kinds, or ``forward:<prefix>`` for another step.
         build: Makes the operator from the detector settings.
+        live: Whether its items can change its state under the settings (None: always
+            while the detector is on); records feed no item to a step that is not live.
     """
 
     prefix: str
@@ -64,6 +66,7 @@ class Step:
     key: tuple[str, ...]
     inputs: tuple[str, ...]
     build: Callable[[DetectorConfig], Operator]
+    live: Callable[[DetectorConfig], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
-from aupwatch.detectors.registry import PREFIXES, detector_operators
+from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
 STAGES = ("detect", "throttle", "alerts")
@@ -23,12 +23,37 @@ STAGES = ("detect", "throttle", "alerts")
 DETECTOR_OF_PREFIX: dict[str, str] = dict(PREFIXES)
 
 
-def route(rec: Record, origin: int = 0) -> list[Item]:
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Which detect-stage items records feed: none for state that cannot change.
+
+    Attributes:
+        prefixes: The state-key prefixes that get items (``registry.live_prefixes``).
+        ignored_agents: User agents that link no one (``link_ignore_values``): a call's
+            ``G`` item would change nothing.
+    """
+
+    prefixes: frozenset[str]
+    ignored_agents: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, config: DetectorConfig) -> Routing:
+        """The routing of one configuration (replay and workers route with the same)."""
+        return cls(live_prefixes(config), config.link_ignore_values)
+
+
+# every item of every step: what routing gave before it depended on the settings
+EVERY = Routing(frozenset(PREFIXES))
+
+
+def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> list[Item]:
     """Turns one record into the detect-stage items it feeds (only the fields needed).
 
     Args:
         rec: A validated record.
         origin: Wall-clock ms at which the record was appended to Kafka (0 offline).
+        routing: Which items can change state (``Routing.of(config)``); the default
+            routes every item, which gives the same alerts at a higher cost.
 
     Returns:
         Items ``(ts, rank, event_id, state key, payload, origin)``, in the order the
@@ -36,78 +61,64 @@ def route(rec: Record, origin: int = 0) -> list[Item]:
         tuples (one allocation; JSON arrays like the lists a worker decodes).
     """
     ts, eid = rec.ts, rec.event_id
+    live = routing.prefixes
+    items: list[Item] = []
+    payload: tuple[Any, ...]
     if isinstance(rec, ApiCall):
         app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
         operation, region, key_id = rec.operation, rec.region, rec.key_id
         # prefixes in key order: D < G < K < L < O < R < U
-        items: list[Item] = [(ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin)]
-        if rec.user_agent:
-            items.append(
-                (ts, 2, eid, f"G{SEP}{rec.user_agent}", (dev, region, seller, operation), origin)
-            )
-        items.append(
-            (
-                ts,
-                2,
-                eid,
-                f"K{SEP}{key_id}",
-                ("c", dev, app, operation, status, rec.source_ip),
-                origin,
-            )
-        )
-        items.append(
-            (
-                ts,
-                2,
-                eid,
-                f"L{SEP}{rec.source_ip}",
-                (dev, region, seller, operation, status),
-                origin,
-            )
-        )
+        if "D" in live:
+            items.append((ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin))
+        agent = rec.user_agent
+        if agent and "G" in live and agent not in routing.ignored_agents:
+            items.append((ts, 2, eid, f"G{SEP}{agent}", (dev, region, seller, operation), origin))
+        if "K" in live:
+            payload = ("c", dev, app, operation, status, rec.source_ip)
+            items.append((ts, 2, eid, f"K{SEP}{key_id}", payload, origin))
+        if "L" in live:
+            payload = (dev, region, seller, operation, status)
+            items.append((ts, 2, eid, f"L{SEP}{rec.source_ip}", payload, origin))
         rids = rec.resource_ids
-        if rids and 200 <= status < 300:
+        if rids and 200 <= status < 300 and "O" in live:
             if len(rids) == 1:  # the usual case, without a comprehension's call
                 items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ("c", seller), origin))
             else:
                 pre = f"O{SEP}{app}{SEP}"
                 items += [(ts, 2, eid, pre + rid, ("c", seller), origin) for rid in sorted(rids)]
-        items.append(
-            (ts, 2, eid, f"R{SEP}{app}{SEP}{seller}{SEP}{operation}", (dev, status), origin)
-        )
-        items.append(
-            (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", ("c", dev, operation, status), origin)
-        )
+        if "R" in live:
+            key = f"R{SEP}{app}{SEP}{seller}{SEP}{operation}"
+            items.append((ts, 2, eid, key, (dev, status), origin))
+        if "U" in live:
+            payload = ("c", dev, operation, status)
+            items.append((ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", payload, origin))
         return items
     if isinstance(rec, Authorization):
+        if "U" not in live:
+            return items
         key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
         if rec.action == "grant":
             return [(ts, 1, eid, key, ("g", list(rec.roles), rec.expires_at), origin)]
         return [(ts, 1, eid, key, ("r",), origin)]
     if isinstance(rec, DataAccess):
-        payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
-        pre = f"O{SEP}{rec.app_id}{SEP}"
-        out: list[Item] = [
-            (ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)
-        ]
-        if rec.viewer_seller_id is not None and rec.viewer_type == "seller_user":
+        if "O" in live:
+            payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
+            pre = f"O{SEP}{rec.app_id}{SEP}"
+            items = [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
+        if rec.viewer_seller_id is not None and rec.viewer_type == "seller_user" and "U" in live:
             # the viewer's seller must have authorized the app (after the O keys: U > O)
             key = f"U{SEP}{rec.app_id}{SEP}{rec.viewer_seller_id}"
-            out.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
-        return out
+            items.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
+        return items
     assert isinstance(rec, KeyEvent)
     rank = KIND_RANK["key_event"]
-    return [
-        (ts, rank, eid, f"D{SEP}{rec.key_id}", ("k", rec.action, rec.developer_id), origin),
-        (
-            ts,
-            rank,
-            eid,
-            f"K{SEP}{rec.key_id}",
-            ("k", rec.action, rec.developer_id, rec.app_id),
-            origin,
-        ),
-    ]
+    if "D" in live:
+        payload = ("k", rec.action, rec.developer_id)
+        items.append((ts, rank, eid, f"D{SEP}{rec.key_id}", payload, origin))
+    if "K" in live:
+        payload = ("k", rec.action, rec.developer_id, rec.app_id)
+        items.append((ts, rank, eid, f"K{SEP}{rec.key_id}", payload, origin))
+    return items
 
 
 def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
@@ -163,6 +174,7 @@ class Pipeline:
         self.shards = {
             s: Shard(stage_operators(s, config), config, track_dirty=False) for s in STAGES
         }
+        self.routing = Routing.of(config)
         self.max_ts = NEVER
         self.pending: list[Item] = []
         self.stats = Stats()
@@ -181,7 +193,7 @@ class Pipeline:
         late = max_ts > NEVER and ts <= max_ts - self.lateness  # as self.watermark
         if ts > max_ts:
             self.max_ts = ts
-        self.pending += route(rec)
+        self.pending += route(rec, 0, self.routing)
         if late:
             self.stats.late += 1
         return late

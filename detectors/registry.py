@@ -91,16 +91,8 @@ def detector_operators(stage: str, config: DetectorConfig) -> list[Operator]:
     Returns:
         One operator per declared step of that stage.
     """
-    # a step of a switched-off detector still runs while an enabled one reads its forwards
-    needed = {
-        i.removeprefix("forward:")
-        for d in DETECTORS
-        if d.name not in config.disabled
-        for step in d.steps
-        for i in step.inputs
-        if i.startswith("forward:")
-    }
     ops: list[Operator] = []
+    needed = _needed(config)
     for d in DETECTORS:
         for step in d.steps:
             if step.stage != stage:
@@ -108,3 +100,37 @@ def detector_operators(stage: str, config: DetectorConfig) -> list[Operator]:
             off = d.name in config.disabled and step.prefix not in needed
             ops.append(Disabled(step.prefix) if off else step.build(config))
     return ops
+
+
+def live_prefixes(config: DetectorConfig) -> frozenset[str]:
+    """The prefixes of the steps whose items can change state under ``config``.
+
+    A step is live unless its detector is switched off (and no enabled detector reads its
+    forwards) or its ``live`` test says its items change nothing under these settings.
+
+    Args:
+        config: Detector settings.
+
+    Returns:
+        The live steps' state-key prefixes, of every stage.
+    """
+    needed = _needed(config)
+    return frozenset(
+        step.prefix
+        for d in DETECTORS
+        for step in d.steps
+        if (d.name not in config.disabled or step.prefix in needed)
+        and (step.live is None or step.live(config))
+    )
+
+
+def _needed(config: DetectorConfig) -> set[str]:
+    # a step of a switched-off detector still runs while an enabled one reads its forwards
+    return {
+        i.removeprefix("forward:")
+        for d in DETECTORS
+        if d.name not in config.disabled
+        for step in d.steps
+        for i in step.inputs
+        if i.startswith("forward:")
+    }

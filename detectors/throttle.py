@@ -307,6 +307,11 @@ class SharedQuota:
         return min(tokens, burst)
 
 
+def _links_agents(config: DetectorConfig) -> bool:
+    # AgentLinks changes nothing unless user agents link accounts
+    return "user_agent" in config.link_fields
+
+
 def _pair(a: str, b: str) -> str:
     return f"{a}{SEP}{b}" if a < b else f"{b}{SEP}{a}"
 
@@ -326,7 +331,14 @@ DETECTOR = Detector(
     ),
     steps=(
         Step("L", "detect", key=("source_ip",), inputs=("api_call",), build=Links),
-        Step("G", "detect", key=("user_agent",), inputs=("api_call",), build=AgentLinks),
+        Step(
+            "G",
+            "detect",
+            key=("user_agent",),
+            inputs=("api_call",),
+            build=AgentLinks,
+            live=_links_agents,
+        ),
         Step(
             "T",
             "throttle",

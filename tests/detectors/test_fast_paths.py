@@ -80,3 +80,66 @@ def test_dropped_forwards_change_nothing(monkeypatch: Any) -> None:
         assert fast_pipe.stats == plain_pipe.stats
         assert fast_pipe.shards["throttle"].store == plain_pipe.shards["throttle"].store
         assert any(a["detector"] == "throttle_circumvention" for a in fast.values())
+
+
+def _agents() -> list[Any]:
+    """Calls of two accounts that share a user agent (one of them ignored) and no address."""
+    recs = [
+        _call(
+            f"u{i}",
+            _t(i),
+            developer_id=f"dev-{i % 2}",
+            seller_id="S7",
+            source_ip=f"10.2.0.{i % 2}",
+            user_agent="sdk/1" if i % 3 else "proxy/2",
+        )
+        for i in range(60)
+    ]
+    return decode_all(recs)
+
+
+def test_items_routed_by_config_change_nothing(monkeypatch: Any) -> None:
+    throttle = {"min_excess_calls": 2}
+    configs = [
+        DetectorConfig.from_mapping({"throttle": throttle}),
+        DetectorConfig.from_mapping(
+            {
+                "throttle": {
+                    **throttle,
+                    "link_fields": ["source_ip", "user_agent"],
+                    "link_ignore_values": ["proxy/2"],
+                }
+            }
+        ),
+        DetectorConfig.from_mapping(
+            {
+                "detectors": {
+                    "credential_sharing": {"enabled": False},
+                    "dormant_key": {"enabled": False},
+                }
+            }
+        ),
+        DetectorConfig.from_mapping({"detectors": {"cross_seller_disclosure": {"enabled": False}}}),
+    ]
+    for config in configs:
+        for records in (decoded(), _agents(), decoded() + _agents()):
+            fast, fast_pipe = replay(records, config, step_every=3)
+            monkeypatch.setattr(pipeline_mod.Routing, "of", lambda config: pipeline_mod.EVERY)
+            plain, plain_pipe = replay(records, config, step_every=3)
+            monkeypatch.undo()
+            assert fast == plain
+            # fewer items: fewer duplicate items, the same of everything else
+            fast_pipe.stats.duplicates = plain_pipe.stats.duplicates = 0
+            assert fast_pipe.stats == plain_pipe.stats
+
+
+def test_routing_feeds_only_live_steps() -> None:
+    (call,) = _agents()[1:2]
+    default = pipeline_mod.Routing.of(DetectorConfig())
+    assert [i[3][0] for i in pipeline_mod.route(call, 0, default)] == list("DKLRU")
+    agents = DetectorConfig.from_mapping({"throttle": {"link_fields": ["user_agent"]}})
+    routing = pipeline_mod.Routing.of(agents)
+    assert [i[3][0] for i in pipeline_mod.route(call, 0, routing)] == list("DGKLRU")
+    off = DetectorConfig.from_mapping({"detectors": {"throttle_disrespect": {"enabled": False}}})
+    assert "R" not in {i[3][0] for i in pipeline_mod.route(call, 0, pipeline_mod.Routing.of(off))}
+    assert [i[3][0] for i in pipeline_mod.route(call)] == list("DGKLRU")
