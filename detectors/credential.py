@@ -26,6 +26,7 @@ class Sharing:
     """
 
     prefix = "K"
+    timers = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.occur = Emitter(config, NAME)

@@ -64,7 +64,10 @@ class Operator(Protocol):
         """Applies one item (in event-time order) and returns the new state."""
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
-        """Handles the timer ``state['_t'] == due`` and returns the new state."""
+        """Handles the timer ``state['_t'] == due`` and returns the new state.
+
+        An operator whose states never hold ``_t`` may say so with ``timers = False``.
+        """
 
 
 class Shard:
@@ -215,7 +218,8 @@ class Shard:
         timers = self.timers
         store = self.store
         get = store.get
-        applies = {prefix: op.apply for prefix, op in self.ops.items()}
+        # an operator without timers (``timers = False``) spares the two reads of ``_t``
+        applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         gc_pending = self._gc_pending
@@ -233,10 +237,11 @@ class Shard:
                     fire(due, tkey, out)
                 nxt = timers[0][0] if timers else _FOREVER
             key = item[3]
+            apply, timed = applies[key[0]]
             entry = get(key)
             if entry is None:
                 emitted = len(forwards) + len(occurrences) + len(alerts)
-                state = applies[key[0]](key, None, item, out)
+                state = apply(key, None, item, out)
                 if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
                     continue  # changed nothing: a re-delivery would change nothing either
                 entry = [{item[2]: ts}, state, _PRUNE_MIN]
@@ -254,8 +259,8 @@ class Shard:
                     _prune(seen, self.wm - self.config.dedup_horizon)
                     entry[2] = max(_PRUNE_MIN, 2 * len(seen))
                 state = entry[1]
-                old_t = None if state is None else state.get("_t")
-                state = applies[key[0]](key, state, item, out)
+                old_t = None if state is None or not timed else state.get("_t")
+                state = apply(key, state, item, out)
                 entry[1] = state
             # as _store_state does
             if track_dirty:
@@ -264,7 +269,7 @@ class Shard:
                 if key not in gc_pending:
                     self._push_gc(key, entry[0])
                     nxt = min(nxt, timers[0][0])
-            else:
+            elif timed:
                 new_t = state.get("_t")
                 if new_t is not None and new_t != old_t:
                     heappush(timers, (new_t, key))
@@ -318,6 +323,13 @@ class Shard:
         if entry is None or entry[1] is None or entry[1].get("_t") != due:
             return
         state = self.ops[key[0]].fire(key, entry[1], due, out)
+        seen = entry[0]
+        if state is None and seen and max(seen.values()) + self.config.dedup_horizon < due:
+            # its collection would be due by now and fire in this same pass: drop it at once
+            del self.store[key]
+            if self.track_dirty:
+                self.dirty.add(key)
+            return
         self._store_state(key, entry, state, due)
 
     def _store_state(self, key: str, entry: Entry, state: State | None, old_t: Any) -> None:

@@ -69,13 +69,14 @@ class Links:
         self.horizon = config.link_horizon
         self.linking = "source_ip" in config.link_fields
         self.ignored = _Ignored(config)
+        self.ignoring = bool(self.ignored)  # read per call: no __bool__ call each time
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
         ts = item[0]
         developer, region, seller, operation, status = item[4]
         address = key[2:]  # the key is "L", SEP, address
-        if not self.linking or (self.ignored and self.ignored(address)):
+        if not self.linking or (self.ignoring and self.ignored(address)):
             # links no one, but the call still counts in the bucket of a group linked otherwise
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
             out.forwards.append((ts, item[1], item[2], scope, (developer, status, "", ()), item[5]))

@@ -28,6 +28,7 @@ class Unauthorized:
     """
 
     prefix = "U"
+    timers = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.roles = dict(config.roles)  # a plain dict: faster to read than the proxy

@@ -458,3 +458,32 @@ def test_from_mapping_rejects(data: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         DetectorConfig.from_mapping(data)
     assert err.value.context.get("key") == key, str(err.value)
+
+
+class Expirer(Recorder):
+    """Fake operator whose timer drops the key's state."""
+
+    def fire(self, key: str, state: dict[str, Any], due: int, out: Output) -> Any:
+        self.log.append(("fire", due, key))
+        return None
+
+
+def test_state_dropped_by_its_timer_after_the_horizon_goes_at_once() -> None:
+    sh = Shard([Expirer()], CONFIG)
+    out = Output()
+    sh.add([item(1000 * S, "e1", timer=1000 * S + 2 * HORIZON)], out)
+    sh.advance(1000 * S + 2 * HORIZON, out)
+    assert "X|a" not in sh.store and not sh.timers
+    assert "X|a" in sh.take_dirty()
+
+
+def test_state_dropped_by_its_timer_within_the_horizon_keeps_its_ids() -> None:
+    sh = Shard([Expirer()], CONFIG)
+    out = Output()
+    sh.add([item(1000 * S, "e1", timer=1000 * S + HORIZON)], out)
+    sh.advance(1000 * S + HORIZON, out)
+    assert sh.store["X|a"][1] is None  # e1 is still remembered
+    sh.add([item(1000 * S, "e1", timer=1000 * S + HORIZON)], out)
+    assert out.duplicates == 1
+    sh.advance(1000 * S + HORIZON + 1, out)
+    assert "X|a" not in sh.store
