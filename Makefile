@@ -40,7 +40,7 @@ lint: setup ## ruff (lint + format check) and mypy (strict on the whole aupwatch
 	$(BIN)/mypy -p aupwatch
 
 test: setup services lint ## Everything CI runs: services, lint, type checks, the whole test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 unit: setup ## Only the tests that need no broker or server
 	$(BIN)/python -m pytest -q -m "not integration"

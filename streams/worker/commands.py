@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -124,6 +126,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     ap.set_defaults(func=cmd_alerts)
 
 
+def _stop_before_start(signum: int, frame: Any) -> None:
+    # client threads of the start-up checks may not be daemons: leave without joining them
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     """Runs ``aupwatch worker`` until SIGTERM.
 
@@ -141,6 +149,8 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
     )
     from aupwatch.streams.worker.worker import Worker
 
+    # a stop asked for before Faust handles signals: nothing is consumed yet, exit cleanly
+    signal.signal(signal.SIGTERM, _stop_before_start)
     config = _with_kafka(config, args)
     monitor = config.monitor
     port = args.metrics_port if args.metrics_port is not None else monitor.metrics_port

@@ -3,7 +3,8 @@
 The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
-``consumer._commit`` and mode's ``Worker._schedule_shutdown``.
+``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
+to their committed offsets) and mode's ``Worker._schedule_shutdown``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def table_dict(table: Any) -> dict[str, Any]:
 def changelog_topic(table: Any) -> str:
     """The name of a table's changelog topic."""
     return str(table.changelog_topic.get_topic_name())
+
+
+async def seek_to_committed(consumer: Any, tps: list[TP]) -> dict[TP, int | None]:
+    """Seeks only these partitions to their committed offsets; returns those offsets.
+
+    Faust's ``seek_to_committed`` seeks every assigned partition, the tables' changelogs
+    too, which its recovery positions itself.
+    """
+    from aiokafka.structs import TopicPartition
+
+    thread = consumer._thread
+    parts = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    committed = await thread.call_thread(thread._ensure_consumer().seek_to_committed, *parts)
+    return {TP(tp.topic, tp.partition): offset for tp, offset in committed.items()}
 
 
 async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from aupwatch.detectors.pipeline import route
+from aupwatch.detectors.pipeline import EVERY, Routing, route
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
 from aupwatch.streams import markers
@@ -53,6 +53,7 @@ class Ingest:
         caught_up: Asks the broker which held input partitions are read to their end.
         metrics: Optional ``Metrics``.
         dead_letter_max_bytes: Longer dead letters keep only their first bytes.
+        routing: Which items records feed (the same as replay's for the same settings).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class Ingest:
         caught_up: Callable[[], Awaitable[dict[int, int]]],
         metrics: Any = None,
         dead_letter_max_bytes: int = 1_000_000,
+        routing: Routing = EVERY,
     ) -> None:
         self.inputs = inputs
         self.outbox = outbox
@@ -72,11 +74,12 @@ class Ingest:
         self.caught_up = caught_up
         self.metrics = metrics
         self.dead_letter_max_bytes = dead_letter_max_bytes
+        self.routing = routing
 
     async def take(self, events: list[Any]) -> list[Any]:
         """Ingests a batch of input messages; returns the events now fully handled."""
         n, metrics = self.outbox.partitions, self.metrics
-        max_bytes, inputs = self.max_record_bytes, self.inputs
+        max_bytes, inputs, routing = self.max_record_bytes, self.inputs, self.routing
         by_part: dict[int, list[Any]] = defaultdict(list)
         counts: Counter[tuple[str, bool]] = Counter()
         touched: set[int] = set()
@@ -103,7 +106,7 @@ class Ingest:
                     continue
                 counts[rec.kind, clock.see(rec.ts)] += 1
                 source = f"i{q}"
-                for idx, item in enumerate(route(rec, origin)):
+                for idx, item in enumerate(route(rec, origin, routing)):
                     seq = (msg.offset, line_no, idx)  # lets detect drop re-read records
                     by_part[partition_of(item[3], n)].append((*item, source, seq))
         if metrics is not None:

@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from aupwatch.detectors.engine import Output
-from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX
+from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, Routing
 from aupwatch.errors import AupwatchError
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker.checkpoint import Checkpointer
@@ -66,6 +66,7 @@ class Worker:
         self.lock = asyncio.Lock()
         self.sized_at = 0.0
         self.stall_logged: dict[tuple[str, int], float] = {}
+        self.emitted_unknown = True  # the alerts topic is read before the first alert
         self.topics = {
             role: self.app.topic(
                 name,
@@ -90,6 +91,7 @@ class Worker:
             self.tracker.caught_up,
             metrics,
             config.worker.dead_letter_max_bytes,
+            Routing.of(config.detectors),
         )
         self.tables: dict[str, Any] = {}
         self.stages: dict[str, Stage] = {}
@@ -228,6 +230,12 @@ class Worker:
         if occ or marks:
             await self.outbox.parts("alerts-in", occ, marks, only_items=not marks)
         if out.alerts:
+            if self.emitted_unknown:
+                # which versions readers have seen (a restart or a new owner re-derives them)
+                topic = self.names["alerts"]
+                emitted = await asyncio.to_thread(read_emitted, self.config.kafka, topic)
+                self.outbox.remember(emitted)
+                self.emitted_unknown = False
             await self.outbox.alerts(out)
         if self.metrics is not None:
             if out.unowned:
@@ -304,9 +312,9 @@ class Worker:
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         if any(tp.topic == self.names["alerts-in"] for tp in assigned):
-            # before any occurrence is re-applied: which versions readers have seen
-            emitted = await asyncio.to_thread(read_emitted, self.config.kafka, self.names["alerts"])
-            self.outbox.remember(emitted)
+            # read before the next alert goes out, not here: a slow rebalance callback
+            # can leave Faust's table recovery waiting forever
+            self.emitted_unknown = True
         held = await self.tracker.assigned(assigned)
         if self.metrics is not None:
             self.metrics.worker_assigned(held)

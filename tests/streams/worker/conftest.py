@@ -17,14 +17,14 @@ from tests.streams.harness import reasons, replay_alerts
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Path]:
-    """50,000 generated records with every detector and reason, and replay's verdict.
+    """30,000 generated records with every detector and reason, and replay's verdict.
 
     The last record opens an alert that only the idle flush decides: no later record
     moves the watermark past it, so every test here also checks that flush.
     """
     tmp = tmp_path_factory.mktemp("data")
     logs = tmp / "logs.jsonl"
-    write(generate(GeneratorConfig(seed=7, records=50_000)), logs, tmp / "truth.jsonl")
+    write(generate(GeneratorConfig(seed=7, records=30_000)), logs, tmp / "truth.jsonl")
     with logs.open("ab") as out:
         out.write(orjson.dumps(_unauthorized_call(max(_event_times(logs))[1])) + b"\n")
     dead = tmp / "dead.jsonl"

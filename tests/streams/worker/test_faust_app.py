@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import aiokafka
@@ -60,6 +61,29 @@ def test_the_consumer_commits_given_offsets() -> None:
     consumer = Consumer()
     asyncio.run(faust_app.commit_offsets(consumer, {("t", 2): 17}))
     assert consumer.committed == {TP("t", 2): 17}
+
+
+def test_the_consumer_thread_seeks_chosen_partitions_to_committed_offsets() -> None:
+    assert "self._thread" in inspect.getsource(driver.Consumer.__init__)
+    assert callable(driver.AIOKafkaConsumerThread._ensure_consumer)
+    assert callable(driver.AIOKafkaConsumerThread.call_thread)
+    params = inspect.signature(aiokafka.AIOKafkaConsumer.seek_to_committed).parameters
+    assert list(params) == ["self", "partitions"]
+
+    class Consumer:
+        async def seek_to_committed(self, *parts: Any) -> dict[Any, int | None]:
+            return {p: 5 for p in parts}
+
+    class Thread:
+        def _ensure_consumer(self) -> Consumer:
+            return Consumer()
+
+        async def call_thread(self, fn: Any, *args: Any) -> Any:
+            return await fn(*args)
+
+    consumer = SimpleNamespace(_thread=Thread())
+    got = asyncio.run(faust_app.seek_to_committed(consumer, [TP("t", 1)]))
+    assert got == {TP("t", 1): 5}
 
 
 def test_shutdown_on_a_signal_goes_through_schedule_shutdown_once() -> None:
