@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -39,13 +38,20 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from aupwatch.detectors.registry import reason_severities
 from aupwatch.errors import ConfigError
-from aupwatch.schemas.errors import DEAD_LETTER_REASONS as _DEAD_LETTER_REASONS
 from aupwatch.streams.ops.tls_server import start_https_server
+from aupwatch.streams.ops.vocabulary import (
+    ALERT_SEVERITIES,
+    CHECKPOINT_BUCKETS,
+    DEAD_LETTER_REASONS,
+    DETECTOR_REASONS,
+    KINDS,
+    LATENCY_BUCKETS,
+    METRIC_NAMES,
+    OUTCOMES,
+)
+from aupwatch.streams.ops.watermark_collector import WatermarkCollector
 from aupwatch.streams.security import https_server_context
 
 __all__ = [
@@ -59,73 +65,6 @@ __all__ = [
     "OUTCOMES",
     "Metrics",
 ]
-
-KINDS: tuple[str, ...] = ("api_call", "authorization", "data_access", "key_event", "unknown")
-"""Record kinds used as the ``kind`` label; anything else is counted as ``unknown``."""
-
-OUTCOMES: tuple[str, ...] = ("accepted", "late", "dead_letter")
-"""What happened to an input record (duplicates are found per state key, later: see
-``aupwatch_duplicate_items_total``)."""
-
-DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
-"""Reason codes of the dead-letter sink."""
-
-ALERT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-"""Severities of the alert contract."""
-
-DETECTOR_REASONS: dict[str, dict[str, str]] = reason_severities()
-"""Detectors, their reason codes and default severities (from the detector registry).
-
-The only values :meth:`Metrics.alert` accepts; their series are created at zero on start
-so that ``increase()`` sees the first alert.
-"""
-
-# fmt: off
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 28.0, 30.0, 31.0, 32.5, 35.0,
-    40.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0,
-)
-# fmt: on
-"""Processing-latency buckets in seconds.
-
-Decisions wait for the watermark (allowed lateness 30 s), so most records take a little
-over 30 s from append to alert: the buckets are dense between 25 s and 40 s.
-"""
-
-CHECKPOINT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
-"""Checkpoint-duration buckets in seconds (a checkpoint runs every 2 s under the lock)."""
-
-METRIC_NAMES: frozenset[str] = frozenset(
-    {
-        "aupwatch_records_total",
-        "aupwatch_dead_letters_total",
-        "aupwatch_dead_letter_failures_total",
-        "aupwatch_late_records_total",
-        "aupwatch_alerts_total",
-        "aupwatch_alert_updates_total",
-        "aupwatch_alerts_suppressed_total",
-        "aupwatch_unowned_resource_accesses_total",
-        "aupwatch_watermark_timestamp_seconds",
-        "aupwatch_event_time_lag_seconds",
-        "aupwatch_processing_latency_seconds",
-        "aupwatch_detector_state_keys",
-        "aupwatch_checkpoint_seconds",
-        "aupwatch_stage_stalled_seconds",
-        "aupwatch_alertmanager_posts_total",
-        "aupwatch_alertmanager_queue_alerts",
-        "aupwatch_alertmanager_dropped_total",
-        "aupwatch_worker_up",
-        "aupwatch_worker_assigned_partitions",
-        "aupwatch_worker_rebalances_total",
-        "aupwatch_consumer_lag_records",
-        "aupwatch_batches_total",
-        "aupwatch_duplicate_items_total",
-        "aupwatch_build_info",
-    }
-)
-"""Metric family names as they appear in ``# TYPE`` lines of a scrape."""
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -151,71 +90,6 @@ def _count(n: int | float) -> float:
     if n < 0:
         raise ValueError(f"counter increments must be >= 0, got {n}")
     return float(n)
-
-
-class _WatermarkCollector(Collector):
-    """Watermarks per stage and partition, and their lag behind the wall clock.
-
-    The lag is computed when Prometheus scrapes, from the injected clock, so it keeps
-    growing while a partition's watermark is stuck even if the worker does nothing.
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._marks: dict[tuple[str, int], float] = {}
-
-    def set(self, stage: str, partition: int, seconds: float) -> None:
-        """Store the watermark (seconds since the epoch) of a stage and partition."""
-        with self._lock:
-            self._marks[(stage, partition)] = float(seconds)
-
-    def remove(self, stage: str, partition: int) -> None:
-        """Forget a watermark (e.g. after the partition was revoked)."""
-        with self._lock:
-            self._marks.pop((stage, partition), None)
-
-    def get(self, stage: str, partition: int) -> float | None:
-        """Return the stored watermark, or None."""
-        with self._lock:
-            return self._marks.get((stage, partition))
-
-    def _families(self, with_samples: bool) -> list[Metric]:
-        mark = GaugeMetricFamily(
-            "aupwatch_watermark_timestamp_seconds",
-            "Event-time watermark per stage and partition, seconds since the epoch.",
-            labels=("stage", "partition"),
-        )
-        lag = GaugeMetricFamily(
-            "aupwatch_event_time_lag_seconds",
-            "Wall clock minus watermark at scrape time, per stage and partition.",
-            labels=("stage", "partition"),
-        )
-        if with_samples:
-            now = self._clock()
-            with self._lock:
-                marks = sorted(self._marks.items())
-            for (stage, partition), seconds in marks:
-                labels = [stage, str(partition)]
-                mark.add_metric(labels, seconds)
-                lag.add_metric(labels, now - seconds)
-        return [mark, lag]
-
-    def describe(self) -> Iterable[Metric]:
-        """Describe the families without samples (used at registration).
-
-        Returns:
-            The two metric families, empty.
-        """
-        return self._families(False)
-
-    def collect(self) -> Iterable[Metric]:
-        """Collect current watermarks and lags.
-
-        Returns:
-            The two metric families with one sample per stage and partition.
-        """
-        return self._families(True)
 
 
 class Metrics:
@@ -275,7 +149,7 @@ class Metrics:
         self._duplicates = counter("aupwatch_duplicate_items_total", dup_doc, "stage")
         unowned_doc = "Data accesses of a resource with no known owner (not alerted)."
         self._unowned = counter("aupwatch_unowned_resource_accesses_total", unowned_doc)
-        self._watermarks = _WatermarkCollector(clock)
+        self._watermarks = WatermarkCollector(clock)
         registry.register(self._watermarks)
         self._latency = Histogram(
             "aupwatch_processing_latency_seconds",
