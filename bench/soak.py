@@ -43,22 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_traffic import DAY_MS, ORIGIN_MS, Traffic
 from stream import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
 
-# Runs the worker CLI; until streams/worker/worker.py hands its metrics to the
-# Checkpointer, the launcher does, so that checkpoint durations are exported.
-LAUNCH = """
-import sys
-from aupwatch.streams.worker import worker as w
-init = w.Worker.__init__
-def wired(self, *a, **k):
-    init(self, *a, **k)
-    if getattr(self.checkpointer, "metrics", 0) is None:
-        self.checkpointer.metrics = self.metrics
-w.Worker.__init__ = wired
-from aupwatch.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
@@ -209,7 +193,7 @@ def main() -> None:
             log = open(f"{tmp}/worker.log", "wb")  # noqa: SIM115
             cmd = ["worker", "--log-level", "WARNING", "--metrics-port", str(port)]
             proc = subprocess.Popen(
-                [PY, "-c", LAUNCH, *cmd], cwd=ROOT, env=env, stdout=log, stderr=log
+                [PY, "-m", "aupwatch.cli", *cmd], cwd=ROOT, env=env, stdout=log, stderr=log
             )
             while time.monotonic() < hard_stop - args.minutes * 60:
                 time.sleep(0.5)

@@ -130,6 +130,7 @@ class Worker:
             self.tracker.offsets,
             config.worker.checkpoint_interval,
             self.lock,
+            metrics,
         )
         self._agents()
         self.app.timer(1.0)(self._tick)
