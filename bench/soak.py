@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_traffic import DAY_MS, ORIGIN_MS, Traffic
 from stream import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
 
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
