@@ -20,6 +20,11 @@ from aupwatch.schemas.records import format_ts
 __all__ = ["SEP", "AlertAggregator", "SuppressedAggregator", "alert_id"]
 
 
+def is_new(alert: dict[str, Any]) -> bool:
+    """Whether an emitted version opens its alert: the first occurrence folds in as count 1."""
+    return bool(alert["count"] == 1)
+
+
 def alert_id(detector: str, reason: str, subject_json: str, ts: int) -> str:
     """Deterministic alert id: same breach in the same input, same id."""
     raw = f"{detector}|{reason}|{subject_json}|{ts}".encode()

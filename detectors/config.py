@@ -16,16 +16,16 @@ from typing import Any
 from aupwatch.detectors.declare import Severity
 from aupwatch.detectors.tuning import ExceptionRule, parse_tuning
 from aupwatch.errors import ConfigError
+from aupwatch.schemas.times import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE, US_PER_S
 
-US_PER_S = 1_000_000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
 _UNITS = {
     "us": 1,
     "ms": 1_000,
     "s": US_PER_S,
-    "m": 60 * US_PER_S,
-    "h": 3600 * US_PER_S,
-    "d": 86_400 * US_PER_S,
+    "m": US_PER_MINUTE,
+    "h": US_PER_HOUR,
+    "d": US_PER_DAY,
 }
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator
+from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator, is_new
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
 from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
+from aupwatch.detectors.watermarks import SourceClock
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
 STAGES = ("detect", "throttle", "alerts")
@@ -169,30 +170,30 @@ class Pipeline:
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
-        self.lateness = config.allowed_lateness
         # nothing here persists state: no changed-key tracking
         self.shards = {
             s: Shard(stage_operators(s, config), config, track_dirty=False) for s in STAGES
         }
         self.routing = Routing.of(config)
-        self.max_ts = NEVER
+        self.clock = SourceClock(config.allowed_lateness)
         self.pending: list[Item] = []
         self.stats = Stats()
-        self._seen_alerts: set[str] = set()
         self.suppressed: list[dict[str, Any]] = []
+
+    @property
+    def max_ts(self) -> int:
+        """Largest event time seen."""
+        return self.clock.max_ts
 
     @property
     def watermark(self) -> int:
         """Largest event time seen minus the allowed lateness."""
-        return self.max_ts - self.config.allowed_lateness if self.max_ts > NEVER else NEVER
+        wm = self.clock.watermark(False)
+        return NEVER if wm is None else wm
 
     def feed(self, rec: Record) -> bool:
         """Queues one record; returns True when it was late (at or below the watermark)."""
-        ts = rec.ts
-        max_ts = self.max_ts
-        late = max_ts > NEVER and ts <= max_ts - self.lateness  # as self.watermark
-        if ts > max_ts:
-            self.max_ts = ts
+        late = self.clock.see(rec.ts)
         self.pending += route(rec, 0, self.routing)
         if late:
             self.stats.late += 1
@@ -225,8 +226,7 @@ class Pipeline:
         self.stats.unowned += out.unowned
         for alert in out.alerts:
             self.stats.alert_versions += 1
-            if alert["alert_id"] not in self._seen_alerts:
-                self._seen_alerts.add(alert["alert_id"])
+            if is_new(alert):
                 self.stats.alerts_new += 1
                 det = alert["detector"]
                 self.stats.by_detector[det] = self.stats.by_detector.get(det, 0) + 1

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.schemas.times import US_PER_S
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
     from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "throttle_circumvention"
-_US = 1_000_000
 # rank of link-only forwards: before the calls of the same instant, which they may link
 _LINK_RANK = 1
 _CACHE_MAX = 1 << 16
@@ -212,7 +212,7 @@ class SharedQuota:
             }
             groups[gkey] = g
         else:
-            g["tokens"] = min(plan.burst, g["tokens"] + plan.rate * (ts - g["at"]) / _US)
+            g["tokens"] = min(plan.burst, g["tokens"] + plan.rate * (ts - g["at"]) / US_PER_S)
             g["at"] = ts
         since = ts - self.window
         g["calls"] = [c for c in g["calls"] if c[0] > since]
@@ -262,7 +262,7 @@ class SharedQuota:
                 del state["ua"]
         groups = {}
         for gkey, g in state["groups"].items():
-            refilled = g["tokens"] + plan.rate * (now - g["at"]) / _US
+            refilled = g["tokens"] + plan.rate * (now - g["at"]) / US_PER_S
             # a bucket that has refilled is the same as a new one: nothing to keep
             if refilled < plan.burst or any(t > now - self.window for t in g["excess"]):
                 groups[gkey] = g
@@ -304,7 +304,7 @@ class SharedQuota:
         tokens = burst
         for gkey, g in groups.items():
             if members.intersection(gkey.split(SEP)):
-                tokens = min(tokens, g["tokens"] + rate * (ts - g["at"]) / _US)
+                tokens = min(tokens, g["tokens"] + rate * (ts - g["at"]) / US_PER_S)
         return min(tokens, burst)
 
 

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import orjson
 
+from aupwatch.detectors.alerts import is_new
 from aupwatch.detectors.pipeline import Pipeline
 from aupwatch.errors import UsageError
 from aupwatch.schemas.decode import decode_line
@@ -189,7 +190,7 @@ class Replay:
     def _step(self, final: bool) -> None:
         self._since_step = 0
         for alert in self.pipeline.step(final=final):
-            new = alert["alert_id"] not in self.latest
+            new = is_new(alert)
             self.latest[alert["alert_id"]] = alert
             self.summary.alert_versions += 1
             if new:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from aupwatch.detectors.alerts import is_new
 from aupwatch.detectors.engine import Output
 from aupwatch.schemas.records import parse_ts
 from aupwatch.streams.worker.emitted import Emitted
@@ -78,7 +79,7 @@ class Outbox:
             self.emitted[alert_id] = Emitted(count, old.ts if old else parse_ts(alert["ts"]))
             await topic.send(key=alert_id.encode(), value=orjson.dumps(alert))
             if self.metrics is not None:
-                new = alert["count"] == 1
+                new = is_new(alert)
                 self.metrics.alert(alert["detector"], alert["reason"], alert["severity"], new)
                 if origin:
                     self.metrics.observe_latency(max(0.0, (now_ms - origin) / 1000))
