@@ -28,7 +28,6 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -39,6 +38,7 @@ from prometheus_client import (
     start_http_server,
 )
 
+from aupwatch import __version__
 from aupwatch.errors import ConfigError
 from aupwatch.streams.ops.tls_server import start_https_server
 from aupwatch.streams.ops.vocabulary import (
@@ -99,7 +99,7 @@ class Metrics:
         registry: Registry to register the metrics in (never the global one).
         clock: Wall clock in seconds since the epoch; used for the event-time lag.
         version: Value of the ``version`` label of ``aupwatch_build_info``; defaults to
-            the installed ``aupwatch`` distribution's version, or ``unknown``.
+            ``aupwatch.__version__``.
 
     Example:
         >>> from prometheus_client import CollectorRegistry
@@ -184,7 +184,7 @@ class Metrics:
         self._batches = counter("aupwatch_batches_total", batches_doc, "stage")
         info_doc = "Always 1; the version label tells the build."
         self._build_info = gauge("aupwatch_build_info", info_doc, "version")
-        self._build_info.labels(version=version or _default_version()).set(1)
+        self._build_info.labels(version=version or __version__).set(1)
         self._initialise_series()
 
     def _initialise_series(self) -> None:
@@ -397,11 +397,3 @@ class Metrics:
                 "choose another port (--metrics-port or monitor.metrics_port)"
             ) from None
         return server
-
-
-def _default_version() -> str:
-    """Return the installed aupwatch version, or ``unknown``."""
-    try:
-        return metadata.version("aupwatch")
-    except metadata.PackageNotFoundError:
-        return "unknown"
