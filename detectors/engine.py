@@ -1,9 +1,10 @@
 """The event-time engine: ordered, deduplicated application of items to per-key state.
 
 It buffers items until the watermark passes them, then applies them in order to per-key
-state, with duplicate suppression and timers. One ``Shard`` holds the state of one partition of one stage. Offline replay runs one shard
-per stage; the Kafka workers run one per assigned partition. The engine never reads a
-clock: it only moves when it is given items and watermarks.
+state, with duplicate suppression and timers. One ``Shard`` holds the state of one
+partition of one stage: offline replay runs one shard per stage, the Kafka workers one
+per assigned partition. The engine never reads a clock: it only moves when it is given
+items and watermarks.
 """
 
 from __future__ import annotations
