@@ -170,10 +170,7 @@ def ensure_topics(
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-        meta = {
-            t.get("topic", t.get("name")): len(t["partitions"])
-            for t in admin.describe_topics([*names.values(), *changelogs])
-        }
+        meta = _partition_counts(admin, [*names.values(), *changelogs])
         internal = [names[r] for r in ("detect", "throttle", "alerts-in") if r in names]
         for name in [*internal, *changelogs]:
             if meta.get(name, k.partitions) != k.partitions:
@@ -184,6 +181,23 @@ def ensure_topics(
         return meta[names["input"]]
     finally:
         admin.close()
+
+
+def _partition_counts(admin: Any, topics: list[str], wait_s: float = 30.0) -> dict[str, int]:
+    """Partition count per topic, waiting while a just-created topic still reports none.
+
+    A broker answers a describe right after the create before the new partitions reach its
+    metadata, so 0 partitions means "not yet" and is asked again, up to ``wait_s``.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        meta = {
+            t.get("topic", t.get("name")): len(t["partitions"])
+            for t in admin.describe_topics(topics)
+        }
+        if all(meta.get(t, 0) > 0 for t in topics) or time.monotonic() > deadline:
+            return meta
+        time.sleep(0.2)
 
 
 def record_key(line: bytes) -> tuple[bytes | None, int]:

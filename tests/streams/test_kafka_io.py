@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from aupwatch.streams import kafka_io
 from aupwatch.streams.config import KafkaSettings
 from aupwatch.streams.kafka_io import first_offset_from
 from tests.kafka_broker import transactional_producer
@@ -35,3 +36,27 @@ def test_first_offset_from_skips_transaction_markers(kafka_bootstrap, topic_fact
     assert first_offset_from(k, topic, 0, 3, end=4) == 4
     assert first_offset_from(k, topic, 0, 3, end=5) == 4
     assert first_offset_from(k, topic, 0, 6, end=7) == 7
+
+
+class _SlowMetadataAdmin:
+    """Describes topics without partitions until the third call, as right after a create."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe_topics(self, topics: list[str]) -> list[dict[str, object]]:
+        self.calls += 1
+        parts = [0, 1] if self.calls >= 3 else []
+        return [{"topic": t, "partitions": parts} for t in topics]
+
+
+def test_partition_counts_wait_for_a_created_topic_to_show_its_partitions():
+    admin = _SlowMetadataAdmin()
+    assert kafka_io._partition_counts(admin, ["a", "b"]) == {"a": 2, "b": 2}
+    assert admin.calls == 3
+
+
+def test_partition_counts_give_up_after_the_wait():
+    admin = _SlowMetadataAdmin()
+    assert kafka_io._partition_counts(admin, ["a"], wait_s=-1.0) == {"a": 0}
+    assert admin.calls == 1
