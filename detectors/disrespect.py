@@ -1,9 +1,10 @@
 """throttle_disrespect: an app that keeps calling into throttling without backing off.
 
 State key ``R|app|seller|operation``; the state is the event times of the scope's calls
-and of its throttled (429) calls within ``window``. It is pruned by the scope's own calls,
-without timers (a timer per quiet scope would cost more than the state: one short list per
-scope, like ``unauthorized_seller_access``'s state per app and seller).
+and of its throttled (429) calls within ``window``. The scope's own calls prune it; one lazy
+timer ``_t``, due two windows after the latest call when it was armed, drops the scope once
+its window is empty (its next call then starts from empty, exactly as if it were kept) and
+otherwise re-arms from the latest call, so a busy scope sets one timer per two windows.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ class Disrespect:
     """
 
     prefix = "R"
-    timers = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.window = config.disrespect_window
+        # a late record up to a window behind the watermark still finds the scope's calls
+        self.horizon = 2 * config.disrespect_window
         self.min_throttled = config.min_throttled
         self.share = config.min_share
         self.occur = Emitter(config, NAME)
@@ -43,7 +45,9 @@ class Disrespect:
         ts = item[0]
         developer, status = item[4]
         if state is None:
-            state = {"c": [], "q": []}
+            state = {"c": [], "q": [], "_t": ts + self.horizon}
+        elif "_t" not in state:
+            state["_t"] = ts + self.horizon  # written before scopes had timers
         calls: list[int] = state["c"]
         if calls and ts < calls[-1]:
             insort(calls, ts)  # a late item may come out of order
@@ -86,7 +90,15 @@ class Disrespect:
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
-        """Never called: this detector sets no timers."""
+        """Drops the scope two windows after its latest call, else re-arms from that call.
+
+        A call after ``due`` then finds the window ``(t - window, t]`` empty of older calls,
+        as it would if the scope were kept; so does a late record up to a window behind.
+        """
+        calls: list[int] = state["c"]
+        if not calls or calls[-1] + self.horizon <= due:
+            return None
+        state["_t"] = calls[-1] + self.horizon
         return state
 
 
