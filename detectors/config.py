@@ -113,6 +113,9 @@ class DetectorConfig:
     max_sellers: int = 25
     dormant_after: int = 90 * 86_400 * US_PER_S
     warn_after: int = 60 * 86_400 * US_PER_S
+    # opt-in forgetting of states the rules keep forever; 0: kept forever
+    authorization_retention: int = 0
+    key_retention: int = 0
     sample_size: int = 10
     # tuning: switched-off detectors, severity overrides, exceptions (see tuning.py)
     disabled: frozenset[str] = frozenset()
@@ -132,8 +135,8 @@ class DetectorConfig:
         Args:
             data: The parsed TOML document (only the detector tables are read:
                 ``time``, ``alerts``, ``roles``, ``throttle``, ``disclosure``, ``dormant``,
-                ``throttle_disrespect``, ``internal_overreach``, ``detectors``,
-                ``exceptions``).
+                ``throttle_disrespect``, ``internal_overreach``,
+                ``unauthorized_seller_access``, ``detectors``, ``exceptions``).
 
         Returns:
             The settings, defaults filled in.
@@ -196,10 +199,14 @@ class DetectorConfig:
             if key in disclosure:
                 out[key] = parse_duration(disclosure[key], f"disclosure.{key}")
         out.update(_v2_tables(data))
-        dormant = _table(data, "dormant", {"dormant_after", "warn_after"})
-        for key in ("dormant_after", "warn_after"):
+        dormant = _table(data, "dormant", {"dormant_after", "warn_after", "key_retention"})
+        for key in ("dormant_after", "warn_after", "key_retention"):
             if key in dormant:
                 out[key] = parse_duration(dormant[key], f"dormant.{key}")
+        usa = _table(data, "unauthorized_seller_access", {"authorization_retention"})
+        if "authorization_retention" in usa:
+            name = "unauthorized_seller_access.authorization_retention"
+            out["authorization_retention"] = parse_duration(usa["authorization_retention"], name)
         # the registry imports every detector module, which import this one: load it late
         from aupwatch.detectors.registry import CATALOG
 
@@ -212,6 +219,12 @@ class DetectorConfig:
             raise ConfigError(
                 "dormant.warn_after must be shorter than dormant.dormant_after",
                 key="dormant.warn_after",
+            )
+        if cfg.key_retention and cfg.key_retention <= cfg.dormant_after:
+            # a key forgotten before it goes dormant would never be reported dormant
+            raise ConfigError(
+                "dormant.key_retention must be 0 (forever) or longer than dormant.dormant_after",
+                key="dormant.key_retention",
             )
         return cfg
 

@@ -1,7 +1,8 @@
 """credential_sharing: a key used by another developer, or by its owner through another app.
 
 State key ``K|key``; the state is the key's owner: the developer (and app, when known) of
-its latest ``created`` key_event, or of the first call of a key first seen in a call.
+its latest ``created`` key_event, or of the first call of a key first seen in a call. It is
+kept forever unless ``dormant.key_retention`` forgets a key after that long without an item.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import Detector, Reason, Severity, Step
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.retention import expired, touch
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -70,6 +72,43 @@ class Sharing:
         return state
 
 
+class RetainedSharing(Sharing):
+    """``Sharing`` that forgets a key's owner ``key_retention`` after the key's last item.
+
+    A forgotten key is as if never seen: its next call makes that call's developer the owner.
+
+    Args:
+        config: As for ``Sharing``, with ``key_retention`` > 0.
+    """
+
+    timers = True
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.retention = config.key_retention
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """As ``Sharing.apply``; any item of the key is activity."""
+        new = super().apply(key, state, item, out)
+        if new is None:
+            return None
+        if state is not None and new is not state:  # a new owner: keep the clock
+            new["l"], new["_t"] = state.get("l"), state.get("_t")
+        return touch(new, item[0], self.retention)
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Forgets the key, or re-arms at its latest activity plus the retention."""
+        if expired(state, due, self.retention):
+            return None
+        state["_t"] = None
+        return touch(state, state["l"], self.retention)
+
+
+def _build(config: DetectorConfig) -> Sharing:
+    """The operator: with the opt-in retention only when it is set (no timers otherwise)."""
+    return RetainedSharing(config) if config.key_retention else Sharing(config)
+
+
 DETECTOR = Detector(
     name=NAME,
     clause="Never share keys or passwords.",
@@ -87,5 +126,6 @@ DETECTOR = Detector(
             ("key_id", "owner_developer_id", "app_id"),
         ),
     ),
-    steps=(Step("K", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=Sharing),),
+    steps=(Step("K", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=_build),),
+    settings=("dormant.key_retention",),
 )

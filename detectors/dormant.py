@@ -1,7 +1,9 @@
 """dormant_key: keys without a successful call for 90 days, and their later use.
 
 State key ``D|key``. The timer ``_t`` is rescheduled lazily: a successful call only moves
-the clock, and a timer that fires early re-arms itself at the real due time.
+the clock, and a timer that fires early re-arms itself at the real due time. The state is
+kept forever (a dormant key must say ``reactivated``, a revoked one ``revoked_key_used``, at
+any later time) unless ``key_retention`` forgets a key after that long without an item.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.retention import expired, rearm, touch
 from aupwatch.schemas.records import format_ts
 
 if TYPE_CHECKING:
@@ -154,6 +157,38 @@ class Dormant:
         )
 
 
+class RetainedDormant(Dormant):
+    """``Dormant`` that forgets a key ``key_retention`` after its last item.
+
+    ``key_retention`` is longer than ``dormant_after``, so an idle key still goes dormant
+    first. A forgotten key is as if never seen: its next call makes it known again.
+
+    Args:
+        config: As for ``Dormant``, with ``key_retention`` > ``dormant_after``.
+    """
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.retention = config.key_retention
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """As ``Dormant.apply``; any item of the key is activity."""
+        new = super().apply(key, state, item, out)
+        return None if new is None else touch(new, item[0], self.retention)
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Forgets the key, or does what ``Dormant.fire`` does and keeps the earlier timer."""
+        if expired(state, due, self.retention, state["clock"]):
+            return None
+        new = super().fire(key, state, due, out)
+        return None if new is None else rearm(new, self.retention, new["clock"])
+
+
+def _build(config: DetectorConfig) -> Dormant:
+    """The operator: with the opt-in retention only when it is set."""
+    return RetainedDormant(config) if config.key_retention else Dormant(config)
+
+
 _KEY_SUBJECT = ("key_id", "developer_id")
 DETECTOR = Detector(
     name=NAME,
@@ -184,6 +219,6 @@ DETECTOR = Detector(
             _KEY_SUBJECT,
         ),
     ),
-    steps=(Step("D", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=Dormant),),
-    settings=("dormant.dormant_after", "dormant.warn_after"),
+    steps=(Step("D", "detect", key=("key_id",), inputs=("key_event", "api_call"), build=_build),),
+    settings=("dormant.dormant_after", "dormant.warn_after", "dormant.key_retention"),
 )

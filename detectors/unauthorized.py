@@ -3,7 +3,9 @@
 Calls for sellers without an active, sufficient grant, and data shown to users of sellers
 without an active grant.
 
-State key ``U|app|seller``; the state is the latest authorization in event order.
+State key ``U|app|seller``; the state is the latest authorization in event order, kept
+forever (a revoke must still say ``revoked`` years later) unless
+``authorization_retention`` forgets a pair after that long without an item.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.retention import expired, touch
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -98,6 +101,45 @@ class Unauthorized:
         return state
 
 
+class RetainedUnauthorized(Unauthorized):
+    """``Unauthorized`` that forgets a pair ``authorization_retention`` after its last item.
+
+    A forgotten pair is as if never authorized: its next call is ``no_grant``.
+
+    Args:
+        config: As for ``Unauthorized``, with ``authorization_retention`` > 0.
+    """
+
+    timers = True
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.retention = config.authorization_retention
+
+    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
+        """As ``Unauthorized.apply``; any item of the pair is activity."""
+        new = super().apply(key, state, item, out)
+        if new is None:
+            return None
+        if state is not None and new is not state:  # a new authorization: keep the clock
+            new["l"], new["_t"] = state.get("l"), state.get("_t")
+        return touch(new, item[0], self.retention)
+
+    def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
+        """Forgets the pair, or re-arms at its latest activity plus the retention."""
+        if expired(state, due, self.retention):
+            return None
+        state["_t"] = None
+        return touch(state, state["l"], self.retention)
+
+
+def _build(config: DetectorConfig) -> Unauthorized:
+    """The operator: with the opt-in retention only when it is set (no timers otherwise)."""
+    if config.authorization_retention:
+        return RetainedUnauthorized(config)
+    return Unauthorized(config)
+
+
 _CALL_SUBJECT = ("app_id", "seller_id", "developer_id")
 DETECTOR = Detector(
     name=NAME,
@@ -144,8 +186,8 @@ DETECTOR = Detector(
             key=("app_id", "seller_id"),
             # a data_access by a seller_user is keyed by (app_id, viewer_seller_id)
             inputs=("authorization", "api_call", "data_access"),
-            build=Unauthorized,
+            build=_build,
         ),
     ),
-    settings=("roles",),
+    settings=("roles", "unauthorized_seller_access.authorization_retention"),
 )

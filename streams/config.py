@@ -27,6 +27,7 @@ DETECTOR_TABLES = (
     "disclosure",
     "throttle_disrespect",
     "internal_overreach",
+    "unauthorized_seller_access",
     "dormant",
     "detectors",
     "exceptions",

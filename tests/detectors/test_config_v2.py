@@ -65,6 +65,17 @@ def test_parsing() -> None:
         ({"throttle_disrespect": {"min_throttled": 0}}, "throttle_disrespect.min_throttled"),
         ({"internal_overreach": {"max_sellers": "25"}}, "internal_overreach.max_sellers"),
         ({"internal_overreach": {"window": "a day"}}, "internal_overreach.window"),
+        ({"dormant": {"key_retention": "forever"}}, "dormant.key_retention"),
+        ({"dormant": {"key_retention": "90d"}}, "dormant.key_retention"),  # not > dormant_after
+        (
+            {"dormant": {"dormant_after": "10d", "warn_after": 0, "key_retention": "5d"}},
+            "dormant.key_retention",
+        ),
+        (
+            {"unauthorized_seller_access": {"authorization_retention": -1}},
+            "unauthorized_seller_access.authorization_retention",
+        ),
+        ({"unauthorized_seller_access": {"retention": "1d"}}, "unauthorized_seller_access"),
     ],
 )
 def test_bad_values_name_their_key(data: dict[str, Any], key: str) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from aupwatch.cli import main
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.disrespect import Disrespect
 from aupwatch.detectors.engine import Output
 from aupwatch.detectors.pipeline import Pipeline
-from tests.detectors.support import decode_all
+from aupwatch.schemas.times import US_PER_DAY as DAY
+from tests.detectors.support import decode_all, replay
+from tests.detectors.test_properties import baseline, decoded
 
 
 def _call(eid: str, ts: str, seller: str = "S1", status: int = 429, **kw: Any) -> dict[str, Any]:
@@ -88,3 +94,88 @@ def test_retry_scope_stored_before_timers_is_armed_by_its_next_call() -> None:
     state = op.apply(SCOPE, old, item, Output())
     assert state is not None
     assert state["_t"] == 2_000_000 + 2 * DetectorConfig().disrespect_window
+
+
+def test_retentions_default_to_forever_and_parse() -> None:
+    assert (DetectorConfig().authorization_retention, DetectorConfig().key_retention) == (0, 0)
+    cfg = DetectorConfig.from_mapping(
+        {
+            "unauthorized_seller_access": {"authorization_retention": "400d"},
+            "dormant": {"key_retention": "365d"},
+        }
+    )
+    assert (cfg.authorization_retention, cfg.key_retention) == (400 * DAY, 365 * DAY)
+
+
+def test_bad_retention_is_a_config_error_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[dormant]\nkey_retention = "30d"\n')
+    logs = tmp_path / "l.jsonl"
+    logs.write_text("")
+    assert main(["replay", str(logs), "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dormant.key_retention" in err[0]
+
+
+def test_forgotten_entries_leave_no_state() -> None:
+    config = DetectorConfig.from_mapping(
+        {
+            "time": {"dedup_horizon": "5m"},
+            "unauthorized_seller_access": {"authorization_retention": "30d"},
+            "dormant": {"key_retention": "120d"},
+        }
+    )
+    records: list[dict[str, Any]] = [
+        {"event_id": "g1", "kind": "authorization", "ts": "2026-03-01T10:00:00Z",
+         "app_id": "app-1", "seller_id": "S1", "action": "revoke"},
+        {"event_id": "k1", "kind": "key_event", "ts": "2026-03-01T10:00:00Z", "key_id": "k-1",
+         "developer_id": "dev-1", "app_id": "app-1", "action": "revoked"},
+    ]  # fmt: skip
+    # the watermark is 30 s behind the clock record: at 30 d (120 d) exactly, then 1 s past
+    kept = _sizes([*records, _clock("2026-03-31T10:00:30Z")], config)
+    gone = _sizes([*records, _clock("2026-03-31T10:00:31Z")], config)
+    assert (kept["unauthorized_seller_access"], gone["unauthorized_seller_access"]) == (1, 0)
+    kept = _sizes([*records, _clock("2026-06-29T10:00:30Z")], config)
+    gone = _sizes([*records, _clock("2026-06-29T10:00:31Z")], config)
+    assert (kept["dormant_key"], kept["credential_sharing"]) == (1, 1)
+    assert (gone["dormant_key"], gone["credential_sharing"]) == (0, 0)
+
+
+def test_retention_off_keeps_forever() -> None:
+    records: list[dict[str, Any]] = [
+        {"event_id": "g1", "kind": "authorization", "ts": "2026-03-01T10:00:00Z",
+         "app_id": "app-1", "seller_id": "S1", "action": "revoke"},
+        {"event_id": "k1", "kind": "key_event", "ts": "2026-03-01T10:00:00Z", "key_id": "k-1",
+         "developer_id": "dev-1", "app_id": "app-1", "action": "revoked"},
+    ]  # fmt: skip
+    sizes = _sizes([*records, _clock("2029-03-01T10:00:00Z")], DetectorConfig())
+    assert sizes["unauthorized_seller_access"] == 1
+    assert (sizes["dormant_key"], sizes["credential_sharing"]) == (1, 1)
+
+
+def _clock(ts: str) -> dict[str, Any]:
+    """A record of another app and key that only moves the watermark."""
+    return {
+        "event_id": f"clock-{ts}",
+        "kind": "key_event",
+        "ts": ts,
+        "key_id": "k-clock",
+        "developer_id": "dev-9",
+        "action": "created",
+    }
+
+
+def test_long_retentions_change_no_alert_of_the_property_scenario() -> None:
+    # the scenario spans less than these retentions: the timed operators must agree
+    long = DetectorConfig.from_mapping(
+        {
+            "throttle_disrespect": {"min_throttled": 3},
+            "internal_overreach": {"max_sellers": 3},
+            "unauthorized_seller_access": {"authorization_retention": "400d"},
+            "dormant": {"key_retention": "400d"},
+        }
+    )
+    final, _ = replay(decoded(), long)
+    assert dict(sorted(final.items())) == baseline()
