@@ -28,10 +28,20 @@ def fmt_ts(ms: int) -> str:
 class Traffic:
     """Ordinary marketplace traffic with churn, one record at a time in event order.
 
-    Sellers live ~120 days, apps ~200 days; an app rotates its key every ~45 days (the
-    old key is revoked, or for one app in three just abandoned, so it goes dormant); a
-    developer moves to a new address every ~20 days; every fetched order is a new
-    resource id, read back later by a user of its own seller (or the app's staff).
+    A steady population: 3,000 sellers and 400 apps, each replaced by a new one when it
+    dies. Sellers live ~120 days, apps ~200 days (exponential lifetimes); an app holds
+    3-30 grants (about 6,400 in all) and replaces the grant of a seller that died (a
+    revoke, then a grant to another seller); it rotates its key every ~45 days (the old key
+    is revoked, or for one app in three just abandoned, so it goes dormant); a developer
+    moves to a new address every ~20 days; every fetched order is a new resource id, read
+    back later by a user of its own seller (or the app's staff). About 2 % of records
+    check one seller and one app for these events.
+
+    Measured per event day at steady state (days 100-130, seed 11, 12,000 records a day
+    as in the soak): 10,460 calls (94 % 2xx, 3 % 429) and 1,360 data accesses; 22 sellers
+    and 1.8 apps replaced; 98 grants and 66 revokes; 10 keys created, 5.5 revoked. So the
+    pairs ever authorized grow by ~100 a day and the keys ever seen by ~10 a day: the
+    states the rules keep forever grow with them.
     """
 
     def __init__(self, seed: int, sellers: int = 3000, apps: int = 400) -> None:
