@@ -47,7 +47,7 @@ class AlertAggregator:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Opens or folds into the alert of this key and emits its new version."""
-        ts, _, _, _, occ, origin = item[:6]
+        ts, occ, origin = item.ts, item.payload, item.origin
         if state is None or ts >= state["ts"] + self.window:
             _, detector, reason, subj = key.split(SEP, 3)
             state = {

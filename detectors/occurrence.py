@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aupwatch.detectors.declare import SEP
+from aupwatch.detectors.item import Item
 from aupwatch.detectors.tuning import ExceptionRule
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-    from aupwatch.detectors.engine import Item, Output
+    from aupwatch.detectors.engine import Output
 
 
 class Emitter:
@@ -53,7 +54,8 @@ class Emitter:
 
         Args:
             out: Where the occurrence goes.
-            item: The item being decided (gives time, rank and source event id).
+            item: The item being decided (gives time, rank and source event id), or a
+                timer's own item, which may be a plain tuple in ``Item``'s field order.
             reason: Reason code.
             subject: The alert subject (ids only).
             oid: Id of this occurrence, unique for the subject (e.g. the event id).
@@ -63,6 +65,8 @@ class Emitter:
             distinct: Values whose distinct count and sample the alert keeps.
             ts: Occurrence time, default the item's time.
         """
+        # by position: a timer's own item may be a plain tuple
+        rank, origin = item[1], item[5]
         at = item[0] if ts is None else ts
         subj = orjson.dumps(subject, option=orjson.OPT_SORT_KEYS).decode()
         payload = {
@@ -70,7 +74,7 @@ class Emitter:
             "e": evidence or {},
             "c": counters or {},
             "u": {k: v for k, v in (distinct or {}).items() if v is not None},
-            "ev": item[2] if item[1] >= 0 else None,  # timers have no source event
+            "ev": item[2] if rank >= 0 else None,  # timers have no source event
         }
         prefix = "A"
         if self.rules:
@@ -79,7 +83,7 @@ class Emitter:
                 prefix = "S"
                 payload["x"] = rule.index
         key = f"{prefix}{SEP}{self.detector}{SEP}{reason}{SEP}{subj}"
-        out.occurrences.append((at, item[1], oid, key, payload, item[5]))
+        out.occurrences.append(Item(at, rank, oid, key, payload, origin))
 
     def excepted(self, reason: str, subject: dict[str, Any], at: int) -> ExceptionRule | None:
         """The first exception (in config order) that covers this occurrence, or None."""

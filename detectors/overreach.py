@@ -36,8 +36,8 @@ class Overreach:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds a disclosed resource and its owners; a new seller at the threshold emits."""
-        ts = item[0]
-        sellers, resource, access = item[4]
+        ts = item.ts
+        sellers, resource, access = item.payload
         if state is None:
             state = {"q": [], "n": {}, "_t": ts + self.window + 1}
         queue: list[list[Any]] = state["q"]
