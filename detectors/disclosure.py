@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import Item
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-    from aupwatch.detectors.engine import Output, State
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "cross_seller_disclosure"
 OVERREACH = "internal_overreach"
@@ -41,8 +41,8 @@ class Disclosure:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds an owner (``c``) or judges a data access (``a``)."""
-        payload = item.payload
-        ts = item.ts
+        payload = item[PAYLOAD]
+        ts = item[TS]
         if payload[0] == "c":
             seller = payload[1]
             if state is None:
@@ -67,7 +67,7 @@ class Disclosure:
             # no owner yet: wait for a successful call within ownership_wait
             if state is None:
                 state = {"own": {}}
-            state.setdefault("wait", []).append([ts, item.event_id, payload, False, item.origin])
+            state.setdefault("wait", []).append([ts, item[EVENT_ID], payload, False, item[ORIGIN]])
             due = ts + self.wait + 1
             if state.get("_t") is None or state["_t"] > due:
                 state["_t"] = due
@@ -92,13 +92,13 @@ class Disclosure:
             if self.overreach:
                 sellers = sorted(owners) if only is None else [only]
                 out.forwards.append(
-                    Item(
-                        ts=at,
-                        rank=item.rank,
-                        event_id=f"{item.event_id}{SEP}{resource}",
-                        key=f"I{SEP}{app}{SEP}{viewer_id}",
-                        payload=(sellers, resource, item.event_id),
-                        origin=item.origin,
+                    (
+                        at,
+                        item[RANK],
+                        f"{item[EVENT_ID]}{SEP}{resource}",
+                        f"I{SEP}{app}{SEP}{viewer_id}",
+                        (sellers, resource, item[EVENT_ID]),
+                        item[ORIGIN],
                     )
                 )
             return
@@ -116,7 +116,7 @@ class Disclosure:
                 item,
                 reason,
                 {"app_id": app, "owner_seller_id": owner, "viewer_type": viewer_type, **viewer},
-                oid=f"{item.event_id}{SEP}{resource}",
+                oid=f"{item[EVENT_ID]}{SEP}{resource}",
                 counters={"disclosures": 1},
                 distinct={"resource_ids": resource, "channels": channel},
                 ts=at,
@@ -128,11 +128,11 @@ class Disclosure:
         """Judges the accesses still waiting against a new owner, at the owning call's time."""
         for entry in state["wait"]:
             ts, eid, payload, _, origin = entry
-            if ts + self.wait < call.ts:
+            if ts + self.wait < call[TS]:
                 continue  # its wait is over (the timer has not dropped it yet)
             entry[3] = True
-            access = Item(ts, 3, eid, key, payload, origin)
-            self._judge(key, state["own"], access, payload, out, call.ts, only=seller)
+            access: Item = (ts, 3, eid, key, payload, origin)
+            self._judge(key, state["own"], access, payload, out, call[TS], only=seller)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Ends the waits and forgets the owners past ``ownership_retention``."""

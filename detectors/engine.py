@@ -17,11 +17,11 @@ from itertools import compress, count, islice, repeat
 from operator import gt, itemgetter, le
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aupwatch.detectors.item import Item as Item  # operators import it from here
+from aupwatch.detectors.item import EVENT_ID, KEY, RANK, TS
+from aupwatch.detectors.item import Item as Item  # re-exported: operators import it here
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-
 
 State = dict[str, Any]
 # A stored entry, persisted as this JSON array (keys.STATE_FORMAT): [seen event ids -> ts,
@@ -29,11 +29,10 @@ State = dict[str, Any]
 Entry = list[Any]
 SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
-_ORDER = itemgetter(0, 1, 2, 3)  # Item's ts, rank, event_id, key: index keys sort fastest
-_TS = itemgetter(0)
+_ORDER = itemgetter(TS, RANK, EVENT_ID, KEY)
+_TS = itemgetter(TS)
 _FOREVER = 1 << 62
-# engine-internal: suffix of a key's collection timer in the timer heap, never stored
-_GC_TIMER = "\x00gc"
+_GC_TIMER = "\x00gc"  # engine-internal: marks a collection timer in the heap, never stored
 _PRUNE_MIN = 64
 
 
@@ -146,7 +145,7 @@ class Shard:
                 return
         latest = NEVER
         for item in items:
-            ts = item.ts
+            ts = item[TS]
             if ts <= self.max_frontier and self._restored(item):
                 continue
             if ts <= wm:
@@ -177,10 +176,10 @@ class Shard:
         self.max_frontier = max(self.max_frontier, frontier)
 
     def _restored(self, item: Item) -> bool:
-        if item.ts <= self.frontier:
+        if item[TS] <= self.frontier:
             return True
-        entry = self.store.get(item.key)
-        return entry is not None and len(entry) > WRITTEN and item.ts <= entry[WRITTEN]
+        entry = self.store.get(item[KEY])
+        return entry is not None and len(entry) > WRITTEN and item[TS] <= entry[WRITTEN]
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -230,13 +229,13 @@ class Shard:
         # the earliest timer, kept in step with every push: one int compare per item
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
-            ts = item.ts
+            ts = item[TS]
             if nxt <= ts:
                 while timers and timers[0][0] <= ts:
                     due, tkey = heapq.heappop(timers)
                     fire(due, tkey, out)
                 nxt = timers[0][0] if timers else _FOREVER
-            key = item.key
+            key = item[KEY]
             apply, timed = applies[key[0]]
             entry = get(key)
             if entry is None:
@@ -244,12 +243,12 @@ class Shard:
                 state = apply(key, None, item, out)
                 if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
                     continue  # changed nothing: a re-delivery would change nothing either
-                entry = [{item.event_id: ts}, state, _PRUNE_MIN]
+                entry = [{item[EVENT_ID]: ts}, state, _PRUNE_MIN]
                 store[key] = entry
                 old_t = None
             else:
                 seen = entry[SEEN]
-                eid = item.event_id
+                eid = item[EVENT_ID]
                 if eid in seen:
                     out.duplicates += 1
                     continue
@@ -278,7 +277,7 @@ class Shard:
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late item (no timers fire first); ``_decide`` inlines the same."""
-        key = item.key
+        key = item[KEY]
         entry = self.store.get(key)
         if entry is None:
             emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
@@ -287,15 +286,15 @@ class Shard:
                 len(out.forwards) + len(out.occurrences) + len(out.alerts)
             ):
                 return  # changed nothing: a re-delivery would change nothing either
-            entry = [{item.event_id: item.ts}, None, _PRUNE_MIN]
+            entry = [{item[EVENT_ID]: item[TS]}, None, _PRUNE_MIN]
             self.store[key] = entry
             self._store_state(key, entry, state, None)
             return
         seen = entry[SEEN]
-        if item.event_id in seen:
+        if item[EVENT_ID] in seen:
             out.duplicates += 1
             return
-        seen[item.event_id] = item.ts
+        seen[item[EVENT_ID]] = item[TS]
         if len(seen) >= entry[PRUNE_AT]:
             # amortised O(1): after a prune the next one waits until the set doubles
             _prune(seen, self.wm - self.config.dedup_horizon)
@@ -381,11 +380,11 @@ def _sort_ties(items: list[Item]) -> None:
     for i in bad:
         if i < end:
             continue  # inside a run sorted already
-        ts = items[i].ts
+        ts = items[i][TS]
         lo, end = i, i + 2
-        while lo > 0 and items[lo - 1].ts == ts:
+        while lo > 0 and items[lo - 1][TS] == ts:
             lo -= 1
-        while end < n and items[end].ts == ts:
+        while end < n and items[end][TS] == ts:
             end += 1
         items[lo:end] = sorted(items[lo:end], key=_ORDER)
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aupwatch.detectors.declare import SEP
-from aupwatch.detectors.item import Item
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, RANK, TS
 from aupwatch.detectors.tuning import ExceptionRule
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-    from aupwatch.detectors.engine import Output
+    from aupwatch.detectors.engine import Item, Output
 
 
 class Emitter:
@@ -54,8 +54,7 @@ class Emitter:
 
         Args:
             out: Where the occurrence goes.
-            item: The item being decided (gives time, rank and source event id), or a
-                timer's own item, which may be a plain tuple in ``Item``'s field order.
+            item: The item being decided (gives time, rank and source event id).
             reason: Reason code.
             subject: The alert subject (ids only).
             oid: Id of this occurrence, unique for the subject (e.g. the event id).
@@ -65,16 +64,14 @@ class Emitter:
             distinct: Values whose distinct count and sample the alert keeps.
             ts: Occurrence time, default the item's time.
         """
-        # by position: a timer's own item may be a plain tuple
-        rank, origin = item[1], item[5]
-        at = item[0] if ts is None else ts
+        at = item[TS] if ts is None else ts
         subj = orjson.dumps(subject, option=orjson.OPT_SORT_KEYS).decode()
         payload = {
             "f": at if first_seen is None else first_seen,
             "e": evidence or {},
             "c": counters or {},
             "u": {k: v for k, v in (distinct or {}).items() if v is not None},
-            "ev": item[2] if rank >= 0 else None,  # timers have no source event
+            "ev": item[EVENT_ID] if item[RANK] >= 0 else None,  # timers have no source event
         }
         prefix = "A"
         if self.rules:
@@ -83,7 +80,7 @@ class Emitter:
                 prefix = "S"
                 payload["x"] = rule.index
         key = f"{prefix}{SEP}{self.detector}{SEP}{reason}{SEP}{subj}"
-        out.occurrences.append(Item(at, rank, oid, key, payload, origin))
+        out.occurrences.append((at, item[RANK], oid, key, payload, item[ORIGIN]))
 
     def excepted(self, reason: str, subject: dict[str, Any], at: int) -> ExceptionRule | None:
         """The first exception (in config order) that covers this occurrence, or None."""

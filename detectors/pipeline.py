@@ -15,13 +15,12 @@ from typing import Any
 from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator, is_new
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
+from aupwatch.detectors.item import KEY, PAYLOAD
 from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
 from aupwatch.detectors.watermarks import SourceClock
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
 STAGES = ("detect", "throttle", "alerts")
-# builds an Item from a tuple in its field order, at half the cost of calling Item
-_new = tuple.__new__
 # state-key prefix -> detector name (``alerts`` for the aggregators), from the registry
 DETECTOR_OF_PREFIX: dict[str, str] = dict(PREFIXES)
 
@@ -72,65 +71,55 @@ def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> list[Item]:
         operation, region, key_id = rec.operation, rec.region, rec.key_id
         # prefixes in key order: D < G < K < L < O < R < U
         if "D" in live:
-            items.append(_new(Item, (ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin)))
+            items.append((ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin))
         agent = rec.user_agent
         if agent and "G" in live and agent not in routing.ignored_agents:
-            items.append(
-                _new(Item, (ts, 2, eid, f"G{SEP}{agent}", (dev, region, seller, operation), origin))
-            )
+            items.append((ts, 2, eid, f"G{SEP}{agent}", (dev, region, seller, operation), origin))
         if "K" in live:
             payload = ("c", dev, app, operation, status, rec.source_ip)
-            items.append(_new(Item, (ts, 2, eid, f"K{SEP}{key_id}", payload, origin)))
+            items.append((ts, 2, eid, f"K{SEP}{key_id}", payload, origin))
         if "L" in live:
             payload = (dev, region, seller, operation, status)
-            items.append(_new(Item, (ts, 2, eid, f"L{SEP}{rec.source_ip}", payload, origin)))
+            items.append((ts, 2, eid, f"L{SEP}{rec.source_ip}", payload, origin))
         rids = rec.resource_ids
         if rids and 200 <= status < 300 and "O" in live:
             if len(rids) == 1:  # the usual case, without a comprehension's call
-                items.append(
-                    _new(Item, (ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ("c", seller), origin))
-                )
+                items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ("c", seller), origin))
             else:
                 pre = f"O{SEP}{app}{SEP}"
-                items += [
-                    _new(Item, (ts, 2, eid, pre + rid, ("c", seller), origin))
-                    for rid in sorted(rids)
-                ]
+                items += [(ts, 2, eid, pre + rid, ("c", seller), origin) for rid in sorted(rids)]
         if "R" in live:
             key = f"R{SEP}{app}{SEP}{seller}{SEP}{operation}"
-            items.append(_new(Item, (ts, 2, eid, key, (dev, status), origin)))
+            items.append((ts, 2, eid, key, (dev, status), origin))
         if "U" in live:
             payload = ("c", dev, operation, status)
-            items.append(_new(Item, (ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", payload, origin)))
+            items.append((ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", payload, origin))
         return items
     if isinstance(rec, Authorization):
         if "U" not in live:
             return items
         key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
         if rec.action == "grant":
-            return [_new(Item, (ts, 1, eid, key, ("g", list(rec.roles), rec.expires_at), origin))]
-        return [_new(Item, (ts, 1, eid, key, ("r",), origin))]
+            return [(ts, 1, eid, key, ("g", list(rec.roles), rec.expires_at), origin)]
+        return [(ts, 1, eid, key, ("r",), origin)]
     if isinstance(rec, DataAccess):
         if "O" in live:
             payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
             pre = f"O{SEP}{rec.app_id}{SEP}"
-            items = [
-                _new(Item, (ts, 3, eid, pre + rid, payload, origin))
-                for rid in sorted(rec.resource_ids)
-            ]
+            items = [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
         if rec.viewer_seller_id is not None and rec.viewer_type == "seller_user" and "U" in live:
             # the viewer's seller must have authorized the app (after the O keys: U > O)
             key = f"U{SEP}{rec.app_id}{SEP}{rec.viewer_seller_id}"
-            items.append(_new(Item, (ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin)))
+            items.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
         return items
     assert isinstance(rec, KeyEvent)
     rank = KIND_RANK["key_event"]
     if "D" in live:
         payload = ("k", rec.action, rec.developer_id)
-        items.append(_new(Item, (ts, rank, eid, f"D{SEP}{rec.key_id}", payload, origin)))
+        items.append((ts, rank, eid, f"D{SEP}{rec.key_id}", payload, origin))
     if "K" in live:
         payload = ("k", rec.action, rec.developer_id, rec.app_id)
-        items.append(_new(Item, (ts, rank, eid, f"K{SEP}{rec.key_id}", payload, origin)))
+        items.append((ts, rank, eid, f"K{SEP}{rec.key_id}", payload, origin))
     return items
 
 
@@ -144,10 +133,10 @@ def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
     no state when decided and changes nothing. Most calls share no address. Forwards to
     other operators all pass.
     """
-    live = {f.key for f in forwards if f.key[0] != "T" or f.payload[3]}
-    live.update(b.key for b in throttle.buffer if b.key[0] == "T" and b.payload[3])
+    live = {f[KEY] for f in forwards if f[KEY][0] != "T" or f[PAYLOAD][3]}
+    live.update(b[KEY] for b in throttle.buffer if b[KEY][0] == "T" and b[PAYLOAD][3])
     store = throttle.store
-    return [f for f in forwards if f.key in live or f.key in store]
+    return [f for f in forwards if f[KEY] in live or f[KEY] in store]
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:

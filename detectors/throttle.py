@@ -14,20 +14,18 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import Item
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.schemas.times import US_PER_S
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-    from aupwatch.detectors.engine import Output, State
+    from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "throttle_circumvention"
 # rank of link-only forwards: before the calls of the same instant, which they may link
 _LINK_RANK = 1
 _CACHE_MAX = 1 << 16
-# builds an Item from a tuple in its field order, at half the cost of calling Item (per call)
-_new = tuple.__new__
 
 
 class _Ignored:
@@ -76,14 +74,14 @@ class Links:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
-        ts = item.ts
-        developer, region, seller, operation, status = item.payload
+        ts = item[TS]
+        developer, region, seller, operation, status = item[PAYLOAD]
         address = key[2:]  # the key is "L", SEP, address
         if not self.linking or (self.ignoring and self.ignored(address)):
             # links no one, but the call still counts in the bucket of a group linked otherwise
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-            fwd = (ts, item.rank, item.event_id, scope, (developer, status, "", ()), item.origin)
-            out.forwards.append(_new(Item, fwd))
+            alone = (developer, status, "", ())
+            out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, alone, item[ORIGIN]))
             return state
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
@@ -100,7 +98,7 @@ class Links:
             devs[developer] = ts
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         call = (developer, status, address, links)
-        out.forwards.append(_new(Item, (ts, item.rank, item.event_id, scope, call, item.origin)))
+        out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, call, item[ORIGIN]))
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
@@ -137,8 +135,8 @@ class AgentLinks(Links):
         agent = key[2:]
         if agent in self.ignored.values:
             return state
-        ts = item.ts
-        developer, region, seller, operation = item.payload
+        ts = item[TS]
+        developer, region, seller, operation = item[PAYLOAD]
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]
@@ -150,13 +148,13 @@ class AgentLinks(Links):
         if links:
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
             out.forwards.append(
-                Item(
-                    ts=ts,
-                    rank=_LINK_RANK,
-                    event_id=f"{item.event_id}{SEP}ua",
-                    key=scope,
-                    payload=(developer, None, agent, links),
-                    origin=item.origin,
+                (
+                    ts,
+                    _LINK_RANK,
+                    f"{item[EVENT_ID]}{SEP}ua",
+                    scope,
+                    (developer, None, agent, links),
+                    item[ORIGIN],
                 )
             )
         return state
@@ -181,8 +179,8 @@ class SharedQuota:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds the call's links, then charges the call to its group's bucket."""
-        ts = item.ts
-        developer, status, address, links = item.payload
+        ts = item[TS]
+        developer, status, address, links = item[PAYLOAD]
         if state is None:
             if not links:
                 # no link known in this scope: no group can form. Only a call with links
@@ -240,7 +238,7 @@ class SharedQuota:
                     "operation": operation,
                     "developer_ids": list(group),
                 },
-                oid=item.event_id,
+                oid=item[EVENT_ID],
                 first_seen=g["excess"][0],
                 evidence={
                     "calls_per_account": dict(sorted(Counter(d for _, d in g["calls"]).items())),

@@ -10,7 +10,8 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import NEVER, Entry, Item, Output, Shard
+from aupwatch.detectors.engine import NEVER, Entry, Output, Shard
+from aupwatch.detectors.item import TS, Item
 from aupwatch.detectors.pipeline import stage_operators
 from aupwatch.detectors.watermarks import UpstreamWatermarks
 from aupwatch.errors import AupwatchError
@@ -192,7 +193,7 @@ class Stage:
             if idle and shard.buffer:
                 # every source idle: nothing earlier can come, as at the end of a replay. A
                 # source whose new owner found it all committed promises no time at all.
-                wm = max(wm, max(item.ts for item in shard.buffer))
+                wm = max(wm, max(item[TS] for item in shard.buffer))
             shard.advance(wm, out)
 
     def stalled(self, now: float) -> dict[int, tuple[float, int, list[str]]]:

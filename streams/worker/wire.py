@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from aupwatch.detectors.engine import Item
+from aupwatch.detectors.item import Item
 from aupwatch.errors import AupwatchError
 
 # Where a wire item comes from, and what makes a second copy recognisable: an input
@@ -40,7 +40,7 @@ class Marker(NamedTuple):
 
 
 class WireItem(NamedTuple):
-    """An item on an internal topic: ``Item``'s fields, then where it comes from.
+    """An item on an internal topic: the fields of an ``Item``, then where it comes from.
 
     Attributes:
         ts: Event time, microseconds.
@@ -85,8 +85,8 @@ def tag(item: Item, source: str, seq: Seq) -> WireItem:
 
 
 def to_item(wire: WireItem) -> Item:
-    """The engine's item of a wire item (its first six fields)."""
-    return _new(Item, wire[:6])
+    """The engine's item of a wire item: its first six fields, as a plain tuple."""
+    return wire[:6]
 
 
 def encode(items: list[Any], marks: list[Any], chunk: int) -> list[bytes]:

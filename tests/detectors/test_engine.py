@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aupwatch.detectors.config import DetectorConfig, Plan, parse_duration
-from aupwatch.detectors.engine import Item, Output, Shard
+from aupwatch.detectors.engine import Output, Shard
 from aupwatch.errors import ConfigError
 
 S = 1_000_000
@@ -18,9 +18,9 @@ CONFIG = DetectorConfig()
 HORIZON = CONFIG.dedup_horizon
 
 
-def item(ts: int, eid: str, key: str = "X|a", rank: int = 2, **payload: Any) -> Item:
+def item(ts: int, eid: str, key: str = "X|a", rank: int = 2, **payload: Any) -> Any:
     """An engine item; ``payload`` tells the fake operator what to do."""
-    return Item(ts, rank, eid, key, payload, 0)
+    return (ts, rank, eid, key, payload, 0)
 
 
 class Recorder:
@@ -37,7 +37,7 @@ class Recorder:
         self.log: list[tuple[Any, ...]] = []
 
     def apply(self, key: str, state: dict[str, Any] | None, it: Any, out: Output) -> Any:
-        ts, rank, eid, payload = it.ts, it.rank, it.event_id, it.payload
+        ts, rank, eid, _, payload = it[:5]
         self.log.append(("apply", ts, rank, eid, key))
         if payload.get("drop"):
             out.forwards.append(it)  # an output: the engine must remember the event id

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from aupwatch.detectors import pipeline as pipeline_mod
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import _ORDER, _TS, Item, _sort_ties
+from aupwatch.detectors.engine import _ORDER, _TS, _sort_ties
 from tests.detectors.support import decode_all, replay
 from tests.detectors.test_properties import _call, _t, decoded
 
@@ -20,8 +20,7 @@ payloads = st.one_of(
     st.dictionaries(st.sampled_from("ab"), st.integers(0, 2), max_size=1),
 )
 items = st.lists(
-    st.builds(
-        Item,
+    st.tuples(
         st.integers(0, 4),
         st.integers(-1, 3),
         st.sampled_from(["e1", "e2", "e10", "e1\x00"]),
