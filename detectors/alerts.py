@@ -14,6 +14,7 @@ import orjson
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.engine import Item, Output, State
+from aupwatch.detectors.item import ORIGIN, PAYLOAD, TS
 from aupwatch.detectors.registry import CLAUSES, SEVERITY, SUMMARY
 from aupwatch.schemas.records import format_ts
 
@@ -47,7 +48,7 @@ class AlertAggregator:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Opens or folds into the alert of this key and emits its new version."""
-        ts, _, _, _, occ, origin = item[:6]
+        ts, occ, origin = item[TS], item[PAYLOAD], item[ORIGIN]
         if state is None or ts >= state["ts"] + self.window:
             _, detector, reason, subj = key.split(SEP, 3)
             state = {

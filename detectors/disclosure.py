@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ class Disclosure:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds an owner (``c``) or judges a data access (``a``)."""
-        payload = item[4]
-        ts = item[0]
+        payload = item[PAYLOAD]
+        ts = item[TS]
         if payload[0] == "c":
             seller = payload[1]
             if state is None:
@@ -66,7 +67,7 @@ class Disclosure:
             # no owner yet: wait for a successful call within ownership_wait
             if state is None:
                 state = {"own": {}}
-            state.setdefault("wait", []).append([ts, item[2], payload, False, item[5]])
+            state.setdefault("wait", []).append([ts, item[EVENT_ID], payload, False, item[ORIGIN]])
             due = ts + self.wait + 1
             if state.get("_t") is None or state["_t"] > due:
                 state["_t"] = due
@@ -93,11 +94,11 @@ class Disclosure:
                 out.forwards.append(
                     (
                         at,
-                        item[1],
-                        f"{item[2]}{SEP}{resource}",
+                        item[RANK],
+                        f"{item[EVENT_ID]}{SEP}{resource}",
                         f"I{SEP}{app}{SEP}{viewer_id}",
-                        (sellers, resource, item[2]),
-                        item[5],
+                        (sellers, resource, item[EVENT_ID]),
+                        item[ORIGIN],
                     )
                 )
             return
@@ -115,7 +116,7 @@ class Disclosure:
                 item,
                 reason,
                 {"app_id": app, "owner_seller_id": owner, "viewer_type": viewer_type, **viewer},
-                oid=f"{item[2]}{SEP}{resource}",
+                oid=f"{item[EVENT_ID]}{SEP}{resource}",
                 counters={"disclosures": 1},
                 distinct={"resource_ids": resource, "channels": channel},
                 ts=at,
@@ -127,11 +128,11 @@ class Disclosure:
         """Judges the accesses still waiting against a new owner, at the owning call's time."""
         for entry in state["wait"]:
             ts, eid, payload, _, origin = entry
-            if ts + self.wait < call[0]:
+            if ts + self.wait < call[TS]:
                 continue  # its wait is over (the timer has not dropped it yet)
             entry[3] = True
             access: Item = (ts, 3, eid, key, payload, origin)
-            self._judge(key, state["own"], access, payload, out, call[0], only=seller)
+            self._judge(key, state["own"], access, payload, out, call[TS], only=seller)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Ends the waits and forgets the owners past ``ownership_retention``."""

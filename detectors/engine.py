@@ -17,22 +17,22 @@ from itertools import compress, count, islice, repeat
 from operator import gt, itemgetter, le
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aupwatch.detectors.item import EVENT_ID, KEY, RANK, TS
+from aupwatch.detectors.item import Item as Item  # re-exported: operators import it here
+
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
 
-# An item: (ts, rank, event_id, state key, payload, origin). The state key starts with the
-# operator's one-letter prefix; origin is the wall-clock ms at which the source record was
-# appended to Kafka (0 offline), carried along to measure processing latency.
-Item = tuple[int, int, str, str, Any, int]
 State = dict[str, Any]
-# A stored entry: [seen event ids -> ts, operator state or None, seen size to prune at,
-# and once persisted: the shard watermark when it was written (its items up to it applied)].
+# A stored entry, persisted as this JSON array (keys.STATE_FORMAT): [seen event ids -> ts,
+# state or None, seen size to prune at, once persisted: the shard watermark it was written at]
 Entry = list[Any]
+SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
-_ORDER = itemgetter(0, 1, 2, 3)
-_TS = itemgetter(0)
+_ORDER = itemgetter(TS, RANK, EVENT_ID, KEY)
+_TS = itemgetter(TS)
 _FOREVER = 1 << 62
-_GC = "\x00gc"
+_GC_TIMER = "\x00gc"  # engine-internal: marks a collection timer in the heap, never stored
 _PRUNE_MIN = 64
 
 
@@ -110,14 +110,14 @@ class Shard:
         self.timers = []
         self._gc_pending = set()
         for key, entry in self.store.items():
-            seen, state = entry[0], entry[1]
-            if len(entry) > 3 and entry[3] > self.max_frontier:
-                self.max_frontier = entry[3]
+            seen, state = entry[SEEN], entry[STATE]
+            if len(entry) > WRITTEN and entry[WRITTEN] > self.max_frontier:
+                self.max_frontier = entry[WRITTEN]
             if state is not None and state.get("_t") is not None:
                 self.timers.append((state["_t"], key))
             elif state is None:
                 due = max(seen.values(), default=NEVER) + self.config.dedup_horizon + 1
-                self.timers.append((due, key + _GC))
+                self.timers.append((due, key + _GC_TIMER))
                 self._gc_pending.add(key)
         heapq.heapify(self.timers)
 
@@ -145,7 +145,7 @@ class Shard:
                 return
         latest = NEVER
         for item in items:
-            ts = item[0]
+            ts = item[TS]
             if ts <= self.max_frontier and self._restored(item):
                 continue
             if ts <= wm:
@@ -176,10 +176,10 @@ class Shard:
         self.max_frontier = max(self.max_frontier, frontier)
 
     def _restored(self, item: Item) -> bool:
-        if item[0] <= self.frontier:
+        if item[TS] <= self.frontier:
             return True
-        entry = self.store.get(item[3])
-        return entry is not None and len(entry) > 3 and item[0] <= entry[3]
+        entry = self.store.get(item[KEY])
+        return entry is not None and len(entry) > WRITTEN and item[TS] <= entry[WRITTEN]
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -229,13 +229,13 @@ class Shard:
         # the earliest timer, kept in step with every push: one int compare per item
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
-            ts = item[0]
+            ts = item[TS]
             if nxt <= ts:
                 while timers and timers[0][0] <= ts:
                     due, tkey = heapq.heappop(timers)
                     fire(due, tkey, out)
                 nxt = timers[0][0] if timers else _FOREVER
-            key = item[3]
+            key = item[KEY]
             apply, timed = applies[key[0]]
             entry = get(key)
             if entry is None:
@@ -243,30 +243,30 @@ class Shard:
                 state = apply(key, None, item, out)
                 if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
                     continue  # changed nothing: a re-delivery would change nothing either
-                entry = [{item[2]: ts}, state, _PRUNE_MIN]
+                entry = [{item[EVENT_ID]: ts}, state, _PRUNE_MIN]
                 store[key] = entry
                 old_t = None
             else:
-                seen = entry[0]
-                eid = item[2]
+                seen = entry[SEEN]
+                eid = item[EVENT_ID]
                 if eid in seen:
                     out.duplicates += 1
                     continue
                 seen[eid] = ts
-                if len(seen) >= entry[2]:
+                if len(seen) >= entry[PRUNE_AT]:
                     # amortised O(1): after a prune the next one waits until the set doubles
                     _prune(seen, self.wm - self.config.dedup_horizon)
-                    entry[2] = max(_PRUNE_MIN, 2 * len(seen))
-                state = entry[1]
+                    entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+                state = entry[STATE]
                 old_t = None if state is None or not timed else state.get("_t")
                 state = apply(key, state, item, out)
-                entry[1] = state
+                entry[STATE] = state
             # as _store_state does
             if track_dirty:
                 dirty_add(key)
             if state is None:
                 if key not in gc_pending:
-                    self._push_gc(key, entry[0])
+                    self._push_gc(key, entry[SEEN])
                     nxt = min(nxt, timers[0][0])
             elif timed:
                 new_t = state.get("_t")
@@ -277,7 +277,7 @@ class Shard:
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late item (no timers fire first); ``_decide`` inlines the same."""
-        key = item[3]
+        key = item[KEY]
         entry = self.store.get(key)
         if entry is None:
             emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
@@ -286,43 +286,43 @@ class Shard:
                 len(out.forwards) + len(out.occurrences) + len(out.alerts)
             ):
                 return  # changed nothing: a re-delivery would change nothing either
-            entry = [{item[2]: item[0]}, None, _PRUNE_MIN]
+            entry = [{item[EVENT_ID]: item[TS]}, None, _PRUNE_MIN]
             self.store[key] = entry
             self._store_state(key, entry, state, None)
             return
-        seen = entry[0]
-        if item[2] in seen:
+        seen = entry[SEEN]
+        if item[EVENT_ID] in seen:
             out.duplicates += 1
             return
-        seen[item[2]] = item[0]
-        if len(seen) >= entry[2]:
+        seen[item[EVENT_ID]] = item[TS]
+        if len(seen) >= entry[PRUNE_AT]:
             # amortised O(1): after a prune the next one waits until the set doubles
             _prune(seen, self.wm - self.config.dedup_horizon)
-            entry[2] = max(_PRUNE_MIN, 2 * len(seen))
-        state = entry[1]
+            entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+        state = entry[STATE]
         old_t = None if state is None else state.get("_t")
         state = self.ops[key[0]].apply(key, state, item, out)
         self._store_state(key, entry, state, old_t)
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        if key.endswith(_GC):
-            key = key[: -len(_GC)]
+        if key.endswith(_GC_TIMER):
+            key = key[: -len(_GC_TIMER)]
             self._gc_pending.discard(key)
             entry = self.store.get(key)
-            if entry is not None and entry[1] is None:
-                _prune(entry[0], due - self.config.dedup_horizon)
-                if entry[0]:
-                    self._push_gc(key, entry[0])
+            if entry is not None and entry[STATE] is None:
+                _prune(entry[SEEN], due - self.config.dedup_horizon)
+                if entry[SEEN]:
+                    self._push_gc(key, entry[SEEN])
                 else:
                     del self.store[key]
                     if self.track_dirty:
                         self.dirty.add(key)
             return
         entry = self.store.get(key)
-        if entry is None or entry[1] is None or entry[1].get("_t") != due:
+        if entry is None or entry[STATE] is None or entry[STATE].get("_t") != due:
             return
-        state = self.ops[key[0]].fire(key, entry[1], due, out)
-        seen = entry[0]
+        state = self.ops[key[0]].fire(key, entry[STATE], due, out)
+        seen = entry[SEEN]
         if state is None and seen and max(seen.values()) + self.config.dedup_horizon < due:
             # its collection would be due by now and fire in this same pass: drop it at once
             del self.store[key]
@@ -332,12 +332,12 @@ class Shard:
         self._store_state(key, entry, state, due)
 
     def _store_state(self, key: str, entry: Entry, state: State | None, old_t: Any) -> None:
-        entry[1] = state
+        entry[STATE] = state
         if self.track_dirty:
             self.dirty.add(key)
         if state is None:
             if key not in self._gc_pending:
-                self._push_gc(key, entry[0])
+                self._push_gc(key, entry[SEEN])
             return
         new_t = state.get("_t")
         if new_t is not None and new_t != old_t:
@@ -346,7 +346,7 @@ class Shard:
     def _push_gc(self, key: str, seen: dict[str, int]) -> None:
         # due after the newest remembered id expires, so each push is later than the last
         due = max(seen.values(), default=self.wm) + self.config.dedup_horizon + 1
-        heapq.heappush(self.timers, (due, key + _GC))
+        heapq.heappush(self.timers, (due, key + _GC_TIMER))
         self._gc_pending.add(key)
 
     def state_sizes(self) -> dict[str, int]:
@@ -380,11 +380,11 @@ def _sort_ties(items: list[Item]) -> None:
     for i in bad:
         if i < end:
             continue  # inside a run sorted already
-        ts = items[i][0]
+        ts = items[i][TS]
         lo, end = i, i + 2
-        while lo > 0 and items[lo - 1][0] == ts:
+        while lo > 0 and items[lo - 1][TS] == ts:
             lo -= 1
-        while end < n and items[end][0] == ts:
+        while end < n and items[end][TS] == ts:
             end += 1
         items[lo:end] = sorted(items[lo:end], key=_ORDER)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aupwatch.detectors.declare import SEP
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, RANK, TS
 from aupwatch.detectors.tuning import ExceptionRule
 
 if TYPE_CHECKING:
@@ -63,14 +64,14 @@ class Emitter:
             distinct: Values whose distinct count and sample the alert keeps.
             ts: Occurrence time, default the item's time.
         """
-        at = item[0] if ts is None else ts
+        at = item[TS] if ts is None else ts
         subj = orjson.dumps(subject, option=orjson.OPT_SORT_KEYS).decode()
         payload = {
             "f": at if first_seen is None else first_seen,
             "e": evidence or {},
             "c": counters or {},
             "u": {k: v for k, v in (distinct or {}).items() if v is not None},
-            "ev": item[2] if item[1] >= 0 else None,  # timers have no source event
+            "ev": item[EVENT_ID] if item[RANK] >= 0 else None,  # timers have no source event
         }
         prefix = "A"
         if self.rules:
@@ -79,7 +80,7 @@ class Emitter:
                 prefix = "S"
                 payload["x"] = rule.index
         key = f"{prefix}{SEP}{self.detector}{SEP}{reason}{SEP}{subj}"
-        out.occurrences.append((at, item[1], oid, key, payload, item[5]))
+        out.occurrences.append((at, item[RANK], oid, key, payload, item[ORIGIN]))
 
     def excepted(self, reason: str, subject: dict[str, Any], at: int) -> ExceptionRule | None:
         """The first exception (in config order) that covers this occurrence, or None."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ class Overreach:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds a disclosed resource and its owners; a new seller at the threshold emits."""
-        ts = item[0]
-        sellers, resource, access = item[4]
+        ts = item[TS]
+        sellers, resource, access = item[PAYLOAD]
         if state is None:
             state = {"q": [], "n": {}, "_t": ts + self.window + 1}
         queue: list[list[Any]] = state["q"]

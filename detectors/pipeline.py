@@ -15,6 +15,7 @@ from typing import Any
 from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator, is_new
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
+from aupwatch.detectors.item import KEY, PAYLOAD
 from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
 from aupwatch.detectors.watermarks import SourceClock
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
@@ -132,10 +133,10 @@ def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
     no state when decided and changes nothing. Most calls share no address. Forwards to
     other operators all pass.
     """
-    live = {f[3] for f in forwards if f[3][0] != "T" or f[4][3]}
-    live.update(b[3] for b in throttle.buffer if b[3][0] == "T" and b[4][3])
+    live = {f[KEY] for f in forwards if f[KEY][0] != "T" or f[PAYLOAD][3]}
+    live.update(b[KEY] for b in throttle.buffer if b[KEY][0] == "T" and b[PAYLOAD][3])
     store = throttle.store
-    return [f for f in forwards if f[3] in live or f[3] in store]
+    return [f for f in forwards if f[KEY] in live or f[KEY] in store]
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:

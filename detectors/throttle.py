@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.schemas.times import US_PER_S
 
@@ -73,13 +74,14 @@ class Links:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
-        ts = item[0]
-        developer, region, seller, operation, status = item[4]
+        ts = item[TS]
+        developer, region, seller, operation, status = item[PAYLOAD]
         address = key[2:]  # the key is "L", SEP, address
         if not self.linking or (self.ignoring and self.ignored(address)):
             # links no one, but the call still counts in the bucket of a group linked otherwise
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-            out.forwards.append((ts, item[1], item[2], scope, (developer, status, "", ()), item[5]))
+            alone = (developer, status, "", ())
+            out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, alone, item[ORIGIN]))
             return state
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
@@ -95,9 +97,8 @@ class Links:
         if last is None or ts > last:
             devs[developer] = ts
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-        out.forwards.append(
-            (ts, item[1], item[2], scope, (developer, status, address, links), item[5])
-        )
+        call = (developer, status, address, links)
+        out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, call, item[ORIGIN]))
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
@@ -134,8 +135,8 @@ class AgentLinks(Links):
         agent = key[2:]
         if agent in self.ignored.values:
             return state
-        ts = item[0]
-        developer, region, seller, operation = item[4]
+        ts = item[TS]
+        developer, region, seller, operation = item[PAYLOAD]
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]
@@ -150,10 +151,10 @@ class AgentLinks(Links):
                 (
                     ts,
                     _LINK_RANK,
-                    f"{item[2]}{SEP}ua",
+                    f"{item[EVENT_ID]}{SEP}ua",
                     scope,
                     (developer, None, agent, links),
-                    item[5],
+                    item[ORIGIN],
                 )
             )
         return state
@@ -178,8 +179,8 @@ class SharedQuota:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds the call's links, then charges the call to its group's bucket."""
-        ts = item[0]
-        developer, status, address, links = item[4]
+        ts = item[TS]
+        developer, status, address, links = item[PAYLOAD]
         if state is None:
             if not links:
                 # no link known in this scope: no group can form. Only a call with links
@@ -237,7 +238,7 @@ class SharedQuota:
                     "operation": operation,
                     "developer_ids": list(group),
                 },
-                oid=item[2],
+                oid=item[EVENT_ID],
                 first_seen=g["excess"][0],
                 evidence={
                     "calls_per_account": dict(sorted(Counter(d for _, d in g["calls"]).items())),

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from aupwatch.detectors.engine import NEVER
+from aupwatch.detectors.engine import NEVER, WRITTEN
 from aupwatch.streams.worker.faust_app import PartitionWriter, changelog_topic, commit_offsets
 from aupwatch.streams.worker.keys import STATE_FORMAT, format_key, frontier_key
 from aupwatch.streams.worker.offsets import Offsets
@@ -79,8 +79,8 @@ class Checkpointer:
                 for key in shard.take_dirty():
                     entry = stage.data.get(key)
                     if entry is not None:
-                        if len(entry) > 3:
-                            entry[3] = wm
+                        if len(entry) > WRITTEN:
+                            entry[WRITTEN] = wm
                         else:
                             entry.append(wm)
                     for k, v in stage.seen_log.records(key, entry):

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from aupwatch.detectors.item import KEY
 from aupwatch.detectors.pipeline import EVERY, Routing, route
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
@@ -18,6 +19,7 @@ from aupwatch.streams.rejected import rejected_kind
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.keys import partition_of
 from aupwatch.streams.worker.outbox import Outbox
+from aupwatch.streams.worker.wire import tag
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class Ingest:
                 source = f"i{q}"
                 for idx, item in enumerate(route(rec, origin, routing)):
                     seq = (msg.offset, line_no, idx)  # lets detect drop re-read records
-                    by_part[partition_of(item[3], n)].append((*item, source, seq))
+                    by_part[partition_of(item[KEY], n)].append(tag(item, source, seq))
         if metrics is not None:
             # once per batch and kind: a labelled counter update costs microseconds
             for (kind, late), count in counts.items():

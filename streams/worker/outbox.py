@@ -11,7 +11,7 @@ from aupwatch.detectors.alerts import is_new
 from aupwatch.detectors.engine import Output
 from aupwatch.schemas.records import parse_ts
 from aupwatch.streams.worker.emitted import Emitted
-from aupwatch.streams.worker.stages import encode_batches
+from aupwatch.streams.worker.wire import encode
 
 
 class Outbox:
@@ -53,7 +53,7 @@ class Outbox:
         topic = self.topics[role]
         parts = by_part if only_items else range(self.partitions)
         for p in parts:
-            for value in encode_batches(by_part.get(p, []), marks, self.chunk):
+            for value in encode(by_part.get(p, []), marks, self.chunk):
                 await topic.send(value=value, partition=p)
 
     def remember(self, emitted: dict[str, Emitted]) -> None:

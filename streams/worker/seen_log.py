@@ -1,11 +1,12 @@
 """How a stage's entries go to its changelog: the remembered event ids in chunks.
 
-An entry is ``[seen event ids -> ts, state, prune_at, wm]``. A busy key remembers every
-event id of the dedup horizon (10 min by default), so writing the entry whole at every
-checkpoint would cost time and changelog volume growing with the horizon. Instead its
-seen ids go in chunks of ``CHUNK`` ids, in insertion order, under keys of their own; a
-checkpoint rewrites only the chunks from the last partly written one on. The main entry
-records the epoch and count of the ids it covers; a prune (which may remove ids anywhere)
+An entry (``engine.Entry``) is ``[seen event ids -> ts, state, prune at, written wm]``. A
+busy key remembers every event id of the dedup horizon (10 min by default), so writing the
+entry whole at every checkpoint would cost time and changelog volume growing with the
+horizon. Instead its seen ids go in chunks of ``CHUNK`` ids, in insertion order, under keys
+of their own; a checkpoint rewrites only the chunks from the last partly written one on.
+The main entry records the epoch and count of the ids it covers (``EPOCH``, ``COUNT``,
+after the entry's own positions); a prune (which may remove ids anywhere)
 starts a new epoch, and the old epoch's chunks are deleted after the new main entry.
 
 Seen ids only ever grow at the end between prunes, so the ids written so far are intact
@@ -18,11 +19,14 @@ from collections.abc import Iterator, MutableMapping
 from itertools import islice
 from typing import Any
 
-from aupwatch.detectors.engine import Entry
+from aupwatch.detectors.engine import PRUNE_AT, SEEN, STATE, WRITTEN, Entry
 from aupwatch.streams.worker.keys import SEEN_PREFIX, SEEN_SEP, chunk_key
 
 CHUNK = 512
 PREFIX, SEP = SEEN_PREFIX, SEEN_SEP
+# what a main entry in the changelog adds after an Entry's positions: the epoch and count
+# of the seen ids its chunks hold (its own seen ids are left empty)
+EPOCH, COUNT = WRITTEN + 1, WRITTEN + 2
 
 
 def _tail(seen: dict[str, int], n: int) -> list[tuple[str, int]]:
@@ -57,7 +61,7 @@ class SeenLog:
             if old is not None:
                 yield from ((chunk_key(key, old[0], i), None) for i in range(old[3]))
             return
-        seen: dict[str, int] = entry[0]
+        seen: dict[str, int] = entry[SEEN]
         n = len(seen)
         if old is not None and self._intact(seen, old):
             epoch, start = old[0], old[1] - old[1] % self.chunk
@@ -70,7 +74,7 @@ class SeenLog:
         chunks = -(-n // self.chunk)
         last = items[-1][0] if items else (old[2] if old is not None and start else None)
         self.written[key] = (epoch, n, last, chunks)
-        yield key, [{}, entry[1], entry[2], entry[3], epoch, n]
+        yield key, [{}, entry[STATE], entry[PRUNE_AT], entry[WRITTEN], epoch, n]
         if old is not None and old[0] != epoch:
             yield from ((chunk_key(key, old[0], i), None) for i in range(old[3]))
 
@@ -103,24 +107,29 @@ class SeenLog:
         stale = self.stale.setdefault(partition, [])
         for key, parts in chunks.items():
             entry = data.get(key)
-            if entry is None or len(entry) < 6:
+            if entry is None or len(entry) <= COUNT:
                 stale += [chunk_key(key, e, i) for e, i in parts]
                 continue
-            epoch, n = entry[4], entry[5]
+            epoch, n = entry[EPOCH], entry[COUNT]
             wanted = -(-n // self.chunk)
             seen: dict[str, int] = {}
             for i in range(wanted):
                 seen.update(parts.pop((epoch, i), {}))
             seen = dict(islice(seen.items(), n))
             stale += [chunk_key(key, e, i) for e, i in parts]
-            entry[0] = seen
+            entry[SEEN] = seen
             last = next(reversed(seen)) if seen else None
             self.written[key] = (epoch, len(seen), last, wanted)
         for key, entry in data.items():
-            if isinstance(entry, list) and len(entry) >= 6 and owner(key) == partition:
+            if isinstance(entry, list) and len(entry) > COUNT and owner(key) == partition:
                 if key not in self.written:  # covered ids but no chunk came back
-                    self.written[key] = (entry[4], len(entry[0]), None, -(-entry[5] // self.chunk))
-                del entry[4:]
+                    self.written[key] = (
+                        entry[EPOCH],
+                        len(entry[SEEN]),
+                        None,
+                        -(-entry[COUNT] // self.chunk),
+                    )
+                del entry[EPOCH:]
 
     def forget(self, keys: Any) -> None:
         """Forgets what was written of keys of a revoked partition."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import orjson
-
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Entry, Output, Shard
+from aupwatch.detectors.item import TS, Item
 from aupwatch.detectors.pipeline import stage_operators
 from aupwatch.detectors.watermarks import UpstreamWatermarks
 from aupwatch.errors import AupwatchError
@@ -24,6 +23,7 @@ from aupwatch.streams.worker.keys import (
     partition_of,
 )
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
+from aupwatch.streams.worker.wire import WireItem, decode, to_item
 
 
 class PartitionStore(MutableMapping[str, Entry]):
@@ -59,20 +59,6 @@ class PartitionStore(MutableMapping[str, Entry]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-def encode_batches(items: list[Any], marks: list[list[Any]], chunk: int) -> list[bytes]:
-    """Encodes items for one partition as messages of at most ``chunk`` items.
-
-    The markers ride on the last message, so they always follow the items they cover.
-    """
-    if not items:
-        return [orjson.dumps({"m": marks, "x": []})]
-    out = []
-    for start in range(0, len(items), chunk):
-        last = start + chunk >= len(items)
-        out.append(orjson.dumps({"m": marks if last else [], "x": items[start : start + chunk]}))
-    return out
 
 
 class Stage:
@@ -152,14 +138,14 @@ class Stage:
 
     def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:
         """Adds one internal message's markers and items to its partition's shard."""
-        msg = orjson.loads(value)
+        hop = decode(value)
         shard = self.shard(partition)
         upstream = self.upstream[partition]
-        shard.add(self._fresh(partition, msg["x"], out), out, token)
-        for mark in msg["m"]:  # markers follow the items they cover
+        shard.add(self._fresh(partition, hop.items, out), out, token)
+        for mark in hop.marks:  # markers follow the items they cover
             upstream.update(*mark)
 
-    def _fresh(self, partition: int, items: list[Any], out: Output) -> list[Any]:
+    def _fresh(self, partition: int, items: list[WireItem], out: Output) -> list[Item]:
         """Drops items an upstream sent again after it restarted.
 
         Input records carry their input offset: one seen already in this run is a
@@ -171,16 +157,16 @@ class Stage:
         marks = self.upstream[partition].marks
         fresh = []
         for item in items:
-            source, seq = item[6], item[7]
+            source, seq = item.source, item.seq
             if source[0] == "i":
                 if source in hw and seq <= hw[source]:
                     out.duplicates += 1
                     continue
                 hw[source] = seq
-            elif seq != -1 and source in marks and item[0] <= marks[source][0]:
+            elif seq != -1 and source in marks and item.ts <= marks[source][0]:
                 out.duplicates += 1
                 continue
-            fresh.append(item)
+            fresh.append(to_item(item))
         return fresh
 
     def idle_ends(self, partitions: set[int]) -> dict[str, int | None]:
@@ -207,7 +193,7 @@ class Stage:
             if idle and shard.buffer:
                 # every source idle: nothing earlier can come, as at the end of a replay. A
                 # source whose new owner found it all committed promises no time at all.
-                wm = max(wm, max(item[0] for item in shard.buffer))
+                wm = max(wm, max(item[TS] for item in shard.buffer))
             shard.advance(wm, out)
 
     def stalled(self, now: float) -> dict[int, tuple[float, int, list[str]]]:
@@ -229,7 +215,7 @@ class Stage:
         return out
 
     def markers(self, prefix: str, only_changed: bool) -> list[list[Any]]:
-        """Markers ``[source, wm, idle]`` of this worker's shards for downstream stages."""
+        """Markers of this worker's shards for downstream stages (``wire.Marker``, no end)."""
         marks = []
         for p in sorted(self.shards):
             idle = self.idle.get(p, False)

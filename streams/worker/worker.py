@@ -20,6 +20,7 @@ from typing import Any
 import faust
 
 from aupwatch.detectors.engine import Output
+from aupwatch.detectors.item import KEY
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, Routing
 from aupwatch.errors import AupwatchError
 from aupwatch.streams.config import AppConfig
@@ -37,6 +38,7 @@ from aupwatch.streams.worker.keys import is_state, partition_of
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.tracker import PartitionTracker
+from aupwatch.streams.worker.wire import tag
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +220,11 @@ class Worker:
         if origin is not None:
             # tag outputs with their source and whether a late item made them (see Stage)
             for i, item in enumerate(out.forwards):
-                tagged = (*item[:6], f"{prefix}{origin[0][i]}", -1 if i in late else 0)
-                fwd[partition_of(item[3], n)].append(tagged)
+                tagged = tag(item, f"{prefix}{origin[0][i]}", -1 if i in late else 0)
+                fwd[partition_of(item[KEY], n)].append(tagged)
             for i, item in enumerate(out.occurrences):
-                tagged = (*item[:6], f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
-                occ[partition_of(item[3], n)].append(tagged)
+                tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
+                occ[partition_of(item[KEY], n)].append(tagged)
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
         marks = stage.markers(prefix, only_changed) if prefix else []

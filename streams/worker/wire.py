@@ -1,0 +1,126 @@
+"""The format of the internal topics: items and markers on their way between stages.
+
+A message is the JSON object ``{"m": [marker, ...], "x": [wire item, ...]}``: markers
+(``Marker``) are arrays ``[source, wm, idle]``, with ``end`` for an input partition's, and
+wire items (``WireItem``) are arrays of an item's six fields, its source and its sequence.
+The markers of a message follow the items it carries. These bytes are what workers of
+different versions exchange during a rolling upgrade: keep them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgspec
+import orjson
+
+from aupwatch.detectors.item import Item
+from aupwatch.errors import AupwatchError
+
+# Where a wire item comes from, and what makes a second copy recognisable: an input
+# record's (offset, line, index in its items), or a stage output's 0, or -1 when a late
+# item made it.
+Seq = int | tuple[int, int, int]
+
+
+class Marker(NamedTuple):
+    """An upstream partition's promise: every item up to ``wm`` has been sent.
+
+    Attributes:
+        source: The upstream partition: ``i<n>`` input, ``d<n>`` detect, ``t<n>`` throttle.
+        wm: Its watermark, microseconds (None: nothing promised yet).
+        idle: Whether it has nothing more for now.
+        end: An input partition's end offset it was read to when idle (stages send none).
+    """
+
+    source: str
+    wm: int | None
+    idle: bool
+    end: int | None = None
+
+
+class WireItem(NamedTuple):
+    """An item on an internal topic: the fields of an ``Item``, then where it comes from.
+
+    Attributes:
+        ts: Event time, microseconds.
+        rank: Order among items of one time.
+        event_id: Id of the source event.
+        key: State key; it picks the partition.
+        payload: What the operator needs (a list once decoded).
+        origin: Wall-clock ms the source record was appended to Kafka.
+        source: The upstream partition that sent it (``i<n>``, ``d<n>``, ``t<n>``).
+        seq: What tells a second copy from it (see ``Seq``).
+    """
+
+    ts: int
+    rank: int
+    event_id: str
+    key: str
+    payload: Any
+    origin: int
+    source: str
+    seq: Seq
+
+
+class Hop(msgspec.Struct, rename={"marks": "m", "items": "x"}):
+    """One decoded internal message.
+
+    Attributes:
+        marks: The markers, which follow the items.
+        items: The items.
+    """
+
+    marks: list[Marker]
+    items: list[WireItem]
+
+
+_DECODER = msgspec.json.Decoder(Hop)
+_new = tuple.__new__
+
+
+def tag(item: Item, source: str, seq: Seq) -> WireItem:
+    """The wire item of an item sent by ``source``."""
+    return _new(WireItem, (*item, source, seq))
+
+
+def to_item(wire: WireItem) -> Item:
+    """The engine's item of a wire item: its first six fields, as a plain tuple."""
+    return wire[:6]
+
+
+def encode(items: list[Any], marks: list[Any], chunk: int) -> list[bytes]:
+    """Encodes items for one partition as messages of at most ``chunk`` items.
+
+    The markers ride on the last message, so they always follow the items they cover.
+
+    Args:
+        items: ``WireItem``s, or arrays in its field order.
+        marks: ``Marker``s, or arrays in its field order (a stage's without ``end``).
+        chunk: Items per message.
+    """
+    if not items:
+        return [_dumps({"m": marks, "x": []})]
+    out = []
+    for start in range(0, len(items), chunk):
+        last = start + chunk >= len(items)
+        out.append(_dumps({"m": marks if last else [], "x": items[start : start + chunk]}))
+    return out
+
+
+def _dumps(message: dict[str, Any]) -> bytes:
+    # orjson, not msgspec: they format some floats differently and the bytes must not change;
+    # ``default=tuple`` writes named tuples as arrays at C speed
+    return orjson.dumps(message, default=tuple)
+
+
+def decode(value: bytes) -> Hop:
+    """Decodes one internal message.
+
+    Raises:
+        AupwatchError: The message is not in this format.
+    """
+    try:
+        return _DECODER.decode(value)
+    except msgspec.DecodeError as exc:
+        raise AupwatchError(f"unreadable internal message: {exc}", size=len(value)) from exc
