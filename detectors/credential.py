@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import expired, touch
 
@@ -35,7 +36,7 @@ class Sharing:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies a key event (``k``) or judges a call (``c``)."""
-        payload = item[4]
+        payload = item[PAYLOAD]
         if payload[0] == "k":
             _, action, developer, app = payload
             if state is None or action == "created":
@@ -60,7 +61,7 @@ class Sharing:
             item,
             reason,
             subject,
-            oid=item[2],
+            oid=item[EVENT_ID],
             evidence={"owner_app_id": state["app"]},
             counters={"calls": 1, "succeeded": 1 if 200 <= status < 300 else 0},
             distinct={"operations": operation, "source_ips": address},
@@ -94,7 +95,7 @@ class RetainedSharing(Sharing):
             return None
         if state is not None and new is not state:  # a new owner: keep the clock
             new["l"], new["_t"] = state.get("l"), state.get("_t")
-        return touch(new, item[0], self.retention)
+        return touch(new, item[TS], self.retention)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Forgets the key, or re-arms at its latest activity plus the retention."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import expired, rearm, touch
 from aupwatch.schemas.records import format_ts
@@ -55,8 +56,8 @@ class Dormant:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies a key event (``k``) or a call (``c``)."""
-        ts = item[0]
-        payload = item[4]
+        ts = item[TS]
+        payload = item[PAYLOAD]
         if payload[0] == "k":
             _, action, developer = payload
             if state is None:
@@ -142,7 +143,7 @@ class Dormant:
     ) -> None:
         evidence: dict[str, object] = {
             "last_success": None if state["ok"] is None else format_ts(state["ok"]),
-            "idle_days": (item[0] - state["clock"]) // _DAY,
+            "idle_days": (item[TS] - state["clock"]) // _DAY,
         }
         if status is not None:
             evidence["status"] = status
@@ -151,8 +152,8 @@ class Dormant:
             item,
             reason,
             {"key_id": key.split(SEP, 1)[1], "developer_id": state["dev"]},
-            oid=item[2],
-            first_seen=state["clock"] if status is None else item[0],
+            oid=item[EVENT_ID],
+            first_seen=state["clock"] if status is None else item[TS],
             evidence=evidence,
         )
 
@@ -174,7 +175,7 @@ class RetainedDormant(Dormant):
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """As ``Dormant.apply``; any item of the key is activity."""
         new = super().apply(key, state, item, out)
-        return None if new is None else touch(new, item[0], self.retention)
+        return None if new is None else touch(new, item[TS], self.retention)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Forgets the key, or does what ``Dormant.fire`` does and keeps the earlier timer."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import expired, touch
 
@@ -39,7 +40,7 @@ class Unauthorized:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies an authorization (``g``/``r``), judges a call (``c``) or an access (``v``)."""
-        payload = item[4]
+        payload = item[PAYLOAD]
         tag = payload[0]
         if tag == "g":
             return {"a": "g", "roles": payload[1], "x": payload[2]}
@@ -53,7 +54,7 @@ class Unauthorized:
             reason = "no_grant"
         elif state["a"] == "r":
             reason = "revoked"
-        elif state["x"] is not None and state["x"] <= item[0]:
+        elif state["x"] is not None and state["x"] <= item[TS]:
             reason = "expired"
         elif required is not None and required not in state["roles"]:
             reason = "missing_role"
@@ -66,7 +67,7 @@ class Unauthorized:
             item,
             reason,
             {"app_id": app, "seller_id": seller, "developer_id": developer},
-            oid=item[2],
+            oid=item[EVENT_ID],
             evidence={"required_role": required} if reason == "missing_role" else None,
             counters={"calls": 1, "succeeded": 1 if 200 <= status < 300 else 0},
             distinct={"operations": operation},
@@ -79,18 +80,18 @@ class Unauthorized:
             grant = "none"
         elif state["a"] == "r":
             grant = "revoked"
-        elif state["x"] is not None and state["x"] <= item[0]:
+        elif state["x"] is not None and state["x"] <= item[TS]:
             grant = "expired"
         else:
             return
-        _, viewer, channel = item[4]
+        _, viewer, channel = item[PAYLOAD]
         _, app, seller = key.split(SEP)
         self.occur(
             out,
             item,
             "unauthorized_viewer",
             {"app_id": app, "seller_id": seller},
-            oid=item[2],
+            oid=item[EVENT_ID],
             evidence={"authorization": grant},
             counters={"accesses": 1},
             distinct={"viewers": viewer, "channels": channel},
@@ -123,7 +124,7 @@ class RetainedUnauthorized(Unauthorized):
             return None
         if state is not None and new is not state:  # a new authorization: keep the clock
             new["l"], new["_t"] = state.get("l"), state.get("_t")
-        return touch(new, item[0], self.retention)
+        return touch(new, item[TS], self.retention)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Forgets the pair, or re-arms at its latest activity plus the retention."""
