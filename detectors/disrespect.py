@@ -34,8 +34,9 @@ class Disrespect:
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.window = config.disrespect_window
-        # a late record up to a window behind the watermark still finds the scope's calls
-        self.horizon = 2 * config.disrespect_window
+        # a late record up to a window behind the watermark still finds the scope's calls;
+        # 1 us more, so that ids remembered for dedup_horizon (10 min) go with the state
+        self.horizon = 2 * config.disrespect_window + 1
         self.min_throttled = config.min_throttled
         self.share = config.min_share
         self.occur = Emitter(config, NAME)

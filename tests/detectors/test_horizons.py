@@ -68,17 +68,20 @@ def test_retry_scope_kept_until_two_windows_after_its_latest_call() -> None:
 
 
 def test_retry_scope_dropped_two_windows_after_its_latest_call() -> None:
-    records = [_call("q1", "10:00:00"), _call("q2", "10:00:01"), _call("o1", "10:10:31", "S2")]
+    # the watermark reaches 10:10:02, past the drop at 10:10:01.000001; the scope's ids
+    # (remembered 10 min) have expired by then, so the key goes with its state
+    records = [_call("q1", "10:00:00"), _call("q2", "10:00:01"), _call("o1", "10:10:32", "S2")]
     pipeline = _run(records, DetectorConfig())
     assert _state(pipeline, SCOPE) is None
-    assert pipeline.state_sizes()["throttle_disrespect"] == 1  # until its event ids expire
+    assert pipeline.state_sizes()["throttle_disrespect"] == 0
 
 
-def test_dropped_retry_scope_goes_with_its_expired_event_ids() -> None:
-    # dedup_horizon 5 min: the scope's event ids have expired too, so the key goes at once
-    config = DetectorConfig.from_mapping({"time": {"dedup_horizon": "5m"}})
+def test_dropped_retry_scope_lingers_while_its_event_ids_are_remembered() -> None:
+    config = DetectorConfig.from_mapping({"time": {"dedup_horizon": "20m"}})
     records = [_call("q1", "10:00:00"), _call("q2", "10:00:01"), _call("o1", "10:10:32", "S2")]
-    assert _sizes(records, config)["throttle_disrespect"] == 0
+    pipeline = _run(records, config)
+    assert _state(pipeline, SCOPE) is None
+    assert pipeline.state_sizes()["throttle_disrespect"] == 1
 
 
 def test_busy_retry_scope_is_kept_and_rearmed() -> None:
@@ -93,7 +96,7 @@ def test_retry_scope_stored_before_timers_is_armed_by_its_next_call() -> None:
     item = (2_000_000, 0, "e2", SCOPE, ("dev-1", 200), 0)
     state = op.apply(SCOPE, old, item, Output())
     assert state is not None
-    assert state["_t"] == 2_000_000 + 2 * DetectorConfig().disrespect_window
+    assert state["_t"] == 2_000_000 + 2 * DetectorConfig().disrespect_window + 1
 
 
 def test_retentions_default_to_forever_and_parse() -> None:
