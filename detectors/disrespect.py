@@ -13,6 +13,7 @@ from bisect import bisect_right, insort
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
+from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ class Disrespect:
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Counts the call; a 429 that finds the condition met is an occurrence."""
-        ts = item[0]
-        developer, status = item[4]
+        ts = item[TS]
+        developer, status = item[PAYLOAD]
         if state is None:
             state = {"c": [], "q": [], "_t": ts + self.horizon}
         elif "_t" not in state:
@@ -79,7 +80,7 @@ class Disrespect:
                 "operation": operation,
                 "developer_id": developer,
             },
-            oid=item[2],
+            oid=item[EVENT_ID],
             first_seen=throttled[0],
             evidence={
                 "calls": n_calls,
