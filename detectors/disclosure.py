@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 NAME = "cross_seller_disclosure"
 OVERREACH = "internal_overreach"
+# a waiting access, persisted as a list: [ts, event id, payload, judged, origin]
+W_TS, W_EVENT_ID, W_PAYLOAD, W_JUDGED, W_ORIGIN = range(5)
 
 
 class Disclosure:
@@ -130,7 +132,7 @@ class Disclosure:
             ts, eid, payload, _, origin = entry
             if ts + self.wait < call[TS]:
                 continue  # its wait is over (the timer has not dropped it yet)
-            entry[3] = True
+            entry[W_JUDGED] = True
             access: Item = (ts, 3, eid, key, payload, origin)
             self._judge(key, state["own"], access, payload, out, call[TS], only=seller)
 
@@ -142,9 +144,9 @@ class Disclosure:
         if waiting:
             keep = []
             for entry in waiting:
-                if entry[0] + self.wait > now:
+                if entry[W_TS] + self.wait > now:
                     keep.append(entry)
-                elif not entry[3] and entry[2][1] != "internal_user":
+                elif not entry[W_JUDGED] and entry[W_PAYLOAD][1] != "internal_user":
                     out.unowned += 1  # still without owner after the wait
             if keep:
                 state["wait"] = keep
@@ -156,7 +158,7 @@ class Disclosure:
                 del owners[seller]
         if not owners and not state.get("wait"):
             return None
-        dues = [e[0] + self.wait + 1 for e in state.get("wait", ())]
+        dues = [e[W_TS] + self.wait + 1 for e in state.get("wait", ())]
         if self.retention and owners:
             dues.append(min(owners.values()) + self.retention + 1)
         state["_t"] = max(min(dues), due + 1) if dues else None

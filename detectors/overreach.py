@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from aupwatch.detectors.engine import Item, Output, State
 
 NAME = "internal_overreach"
+# an access in the window, persisted as a list: [ts, seller, resource, access event id]
+Q_TS, Q_SELLER, Q_RESOURCE, Q_ACCESS = range(4)
 
 
 class Overreach:
@@ -59,12 +61,12 @@ class Overreach:
                 "broad_access",
                 {"app_id": app, "viewer_id": viewer},
                 oid=access,
-                first_seen=queue[0][0],
+                first_seen=queue[0][Q_TS],
                 evidence={
                     "distinct_sellers": len(distinct),
                     "sellers": distinct[: self.sample],
-                    "accesses": len({e[3] for e in queue}),
-                    "resources": len({e[2] for e in queue}),
+                    "accesses": len({e[Q_ACCESS] for e in queue}),
+                    "resources": len({e[Q_RESOURCE] for e in queue}),
                 },
             )
         return state
@@ -74,10 +76,10 @@ class Overreach:
         """Drops the entries at or before ``since`` (the window is ``(t - window, t]``)."""
         cut = 0
         for entry in queue:
-            if entry[0] > since:
+            if entry[Q_TS] > since:
                 break
             cut += 1
-            seller = entry[1]
+            seller = entry[Q_SELLER]
             left = counts[seller] - 1
             if left:
                 counts[seller] = left
@@ -92,7 +94,7 @@ class Overreach:
         self._prune(queue, state["n"], due - 1 - self.window)
         if not queue:
             return None
-        state["_t"] = max(queue[-1][0] + self.window + 1, due + 1)
+        state["_t"] = max(queue[-1][Q_TS] + self.window + 1, due + 1)
         return state
 
 
