@@ -46,3 +46,20 @@ def rearm(state: State, retention: int, last: int | None = None) -> State:
         if state.get("_t") is None or state["_t"] > due:
             state["_t"] = due
     return state
+
+
+def applied(old: State | None, new: State | None, ts: int, retention: int) -> State | None:
+    """The state after an item at ``ts``: a replaced state keeps the clock, then ``touch``."""
+    if new is None:
+        return None
+    if old is not None and new is not old:  # a new owner or authorization: keep the clock
+        new["l"], new["_t"] = old.get("l"), old.get("_t")
+    return touch(new, ts, retention)
+
+
+def fired(state: State, due: int, retention: int) -> State | None:
+    """Forgets the state when its retention is over, else re-arms at its latest activity."""
+    if expired(state, due, retention):
+        return None
+    state["_t"] = None
+    return touch(state, state["l"], retention)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
-from aupwatch.detectors.retention import expired, touch
+from aupwatch.detectors.retention import applied, fired
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -119,19 +119,11 @@ class RetainedUnauthorized(Unauthorized):
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """As ``Unauthorized.apply``; any item of the pair is activity."""
-        new = super().apply(key, state, item, out)
-        if new is None:
-            return None
-        if state is not None and new is not state:  # a new authorization: keep the clock
-            new["l"], new["_t"] = state.get("l"), state.get("_t")
-        return touch(new, item[TS], self.retention)
+        return applied(state, super().apply(key, state, item, out), item[TS], self.retention)
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Forgets the pair, or re-arms at its latest activity plus the retention."""
-        if expired(state, due, self.retention):
-            return None
-        state["_t"] = None
-        return touch(state, state["l"], self.retention)
+        return fired(state, due, self.retention)
 
 
 def _build(config: DetectorConfig) -> Unauthorized:
