@@ -1,123 +1,22 @@
 """Tests of aupwatch.streams.ops.alertmanager.
 
 A stub HTTP server for the edge cases, a real Alertmanager (integration) for the wire format.
+The secured ends (TLS, basic auth, bearer token) are tested in test_alertmanager_security.py.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from aupwatch.errors import ConfigError
-from aupwatch.streams.config import MonitorSettings, build_config
 from aupwatch.streams.ops.alertmanager import ALERTNAME, AlertmanagerSink, to_alertmanager
 from aupwatch.streams.ops.metrics import Metrics
-from tests import certs
 from tests.deploy import servers
-
-NOW = 1_800_000_000.0  # injected wall clock (2027-01-15)
-
-
-def make_alert(n: int = 1, count: int = 1, **extra: Any) -> dict[str, Any]:
-    alert = {
-        "alert_id": f"{n:024x}",
-        "detector": "cross_seller_disclosure",
-        "reason": "other_seller",
-        "severity": "critical",
-        "clause": "Do not disclose information ... to other Application users",
-        "ts": "2026-03-01T10:01:00Z",
-        "first_seen": "2026-03-01T10:01:00Z",
-        "last_seen": "2026-03-01T10:01:00Z",
-        "count": count,
-        "subject": {
-            "app_id": "app-1",
-            "owner_seller_id": "S1",
-            "viewer_type": "seller_user",
-            "viewer_seller_id": "S2",
-        },
-        "summary": "app-1 showed 1 resource of seller S1 to a user of seller S2",
-        "evidence": {"resources": 1, "event_ids": ["e3"]},
-    }
-    alert.update(extra)
-    return alert
-
-
-def counter(metrics: Metrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-class Stub:
-    """A fake Alertmanager: records POSTed batches, answers with scripted status codes."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
-        self.auth: list[str | None] = []  # Authorization header of each request
-        self.statuses: list[int] = []  # consumed one per request; 200 when empty
-        self.gate = threading.Event()
-        self.gate.set()
-        self.received = threading.Condition()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.auth.append(self.headers.get("Authorization"))
-                stub.gate.wait(10)
-                status = stub.statuses.pop(0) if stub.statuses else 200
-                with stub.received:
-                    if status == 200:
-                        stub.batches.append(body)
-                    stub.received.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def alerts(self) -> list[dict[str, Any]]:
-        return [alert for batch in self.batches for alert in batch]
-
-    def close(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def stub() -> Iterator[Stub]:
-    s = Stub()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics(CollectorRegistry())
-
-
-def sink_for(url: str, metrics: Metrics, **kwargs: Any) -> AlertmanagerSink:
-    options: dict[str, Any] = {"backoff": 0.01, "clock": lambda: NOW, "resend_interval": None}
-    options.update(kwargs)
-    return AlertmanagerSink(url, metrics, **options)
+from tests.streams.ops.amstub import NOW, Stub, counter, make_alert, parse_time, sink_for
 
 
 def test_mapping_of_an_alert() -> None:
@@ -310,122 +209,3 @@ def test_real_alertmanager_down_then_up(tmp_path: Path, metrics: Metrics) -> Non
         )
         assert sink.close(5)
     assert counter(metrics, "aupwatch_alertmanager_posts_total", outcome="ok") == 1
-
-
-def test_basic_auth_and_bearer_token_from_settings(stub: Stub, metrics: Metrics) -> None:
-    basic = MonitorSettings(alertmanager_username="am", alertmanager_password="pw")
-    token = MonitorSettings(alertmanager_bearer_token="t0k3n")
-    for monitor in (basic, token):
-        sink = AlertmanagerSink.from_settings(stub.url, metrics, monitor)
-        sink.submit(make_alert())
-        assert sink.close(5)
-    assert stub.auth == ["Basic YW06cHc=", "Bearer t0k3n"]  # base64 of am:pw
-
-
-def test_unauthorized_is_not_retried_and_names_the_settings(
-    stub: Stub, metrics: Metrics, caplog: pytest.LogCaptureFixture
-) -> None:
-    stub.statuses = [401]
-    sink = sink_for(stub.url, metrics, max_retries=3, username="am", password="wrong")
-    sink.submit(make_alert())
-    sink.close(5)
-    assert counter(metrics, "aupwatch_alertmanager_posts_total", outcome="error") == 1
-    assert counter(metrics, "aupwatch_alertmanager_dropped_total") == 1
-    assert "monitor.alertmanager_username" in caplog.text
-
-
-@pytest.mark.parametrize(
-    ("monitor", "key"),
-    [
-        ({"alertmanager_password": "pw"}, "monitor.alertmanager_username"),
-        (
-            {"alertmanager_username": "am", "alertmanager_bearer_token": "t"},
-            "monitor.alertmanager_bearer_token",
-        ),
-        ({"metrics_keyfile": "k.pem"}, "monitor.metrics_keyfile"),
-    ],
-)
-def test_inconsistent_monitor_security_is_a_config_error(monitor: dict[str, str], key: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        build_config({"monitor": monitor})
-    assert err.value.context["key"] == key
-
-
-def test_unreadable_ca_file_is_a_config_error(metrics: Metrics, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as err:
-        AlertmanagerSink("https://127.0.0.1:9", metrics, cafile=str(tmp_path / "missing.pem"))
-    assert err.value.context["key"] == "monitor.alertmanager_cafile"
-
-
-@pytest.fixture(scope="module")
-def secured_alertmanager(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[servers.Server, certs.SecuredWeb]]:
-    try:
-        servers.ensure_monitoring()
-    except servers.MonitoringUnavailable as exc:
-        pytest.skip(str(exc))
-    workdir = tmp_path_factory.mktemp("secured-alertmanager")
-    web = certs.SecuredWeb(certs.make_certificates(workdir / "tls", "alertmanager"))
-    with servers.start_alertmanager(workdir, secured=web) as am:
-        yield am, web
-
-
-@pytest.mark.integration
-def test_secured_alertmanager_takes_alerts_over_tls_with_basic_auth(
-    secured_alertmanager: tuple[servers.Server, certs.SecuredWeb], metrics: Metrics
-) -> None:
-    am, web = secured_alertmanager
-    assert am.url.startswith("https://")
-    monitor = MonitorSettings(
-        alertmanager_cafile=str(web.tls.ca),
-        alertmanager_username=web.username,
-        alertmanager_password=web.password,
-    )
-    sink = AlertmanagerSink.from_settings(am.url, metrics, monitor)
-    sink.submit(make_alert(301))
-    assert sink.close(10)
-    assert servers.alertmanager_alerts(am, alert_id=f"{301:024x}")
-    assert counter(metrics, "aupwatch_alertmanager_posts_total", outcome="ok") == 1
-    # without credentials the server itself turns a reader away
-    status, _ = servers.http_get(f"{am.url}/api/v2/alerts", cafile=web.tls.ca)
-    assert status == 401
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("mistake", ["wrong password", "unknown CA", "plain http"])
-def test_secured_alertmanager_refuses_a_misconfigured_sink(
-    secured_alertmanager: tuple[servers.Server, certs.SecuredWeb],
-    metrics: Metrics,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    mistake: str,
-) -> None:
-    am, web = secured_alertmanager
-    url, cafile, password = am.url, str(web.tls.ca), web.password
-    if mistake == "wrong password":
-        password = "not-" + password
-    elif mistake == "unknown CA":
-        cafile = str(certs.make_certificates(tmp_path, "other").ca)
-    else:
-        url = url.replace("https://", "http://")
-    sink = AlertmanagerSink(
-        url,
-        metrics,
-        cafile=cafile,
-        username=web.username,
-        password=password,
-        max_retries=0,
-        resend_interval=None,
-    )
-    sink.submit(make_alert(302))
-    sink.close(5)
-    assert counter(metrics, "aupwatch_alertmanager_posts_total", outcome="ok") == 0
-    assert counter(metrics, "aupwatch_alertmanager_posts_total", outcome="error") == 1
-    assert counter(metrics, "aupwatch_alertmanager_dropped_total") == 1
-    expected = {
-        "wrong password": "HTTP 401",
-        "unknown CA": "CERTIFICATE_VERIFY_FAILED",
-        "plain http": "HTTP 400",
-    }[mistake]
-    assert expected in caplog.text
