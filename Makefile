@@ -56,7 +56,8 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 	$(BIN)/python bench/stream.py
 
 soak-bench: setup services ## One worker, 2,000 records/s for 30 min, months of event time: RSS, state, latency
-	$(BIN)/python bench/soak.py --minutes 30
+	@# the opt-in retentions bound the states the rules keep forever by default (docs/semantics.md)
+	$(BIN)/python bench/soak.py --minutes 30 --retention 91d
 
 worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 	bash deploy/kafka/kafka.sh start
