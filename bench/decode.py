@@ -16,6 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from msgspec.structs import asdict
+
 from aupwatch.schemas.decode import decode_line, decode_line_precise
 from aupwatch.schemas.errors import BadRecord
 from aupwatch.schemas.records import Record
@@ -42,7 +44,7 @@ def verdicts(decode: Callable[[bytes], Record], lines: list[bytes]) -> list[obje
         except BadRecord as exc:
             out.append((exc.reason, exc.message))
         else:
-            out.append((type(rec), list(vars(rec).items())))
+            out.append((type(rec), [(k, type(v), v) for k, v in asdict(rec).items()]))
     return out
 
 
