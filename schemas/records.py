@@ -9,8 +9,8 @@ lengths, ranges, no explicit ``null``), so a good line becomes its record in one
 Two field types differ between what msgspec reads and what a record holds, so the
 annotations below say one thing to msgspec and another to type checkers:
 
-- ``ts`` and ``expires_at`` are RFC 3339 text in the line; the decoders store their
-  microseconds before handing the record out (``set_ts``, ``set_expires_at``);
+- ``ts`` and ``expires_at`` are RFC 3339 text in the line; the decoder stores their
+  microseconds (``msgspec.structs.force_setattr``) before handing the record out;
 - an optional field is absent (``None``) or of its type: an explicit ``null`` is a wrong
   type in the contract, so msgspec reads the bare type, while the record holds ``None``.
 
@@ -20,7 +20,7 @@ annotations below say one thing to msgspec and another to type checkers:
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
 
 from msgspec import Meta, Struct
 
@@ -143,22 +143,3 @@ class KeyEvent(
 
 
 Record = ApiCall | Authorization | DataAccess | KeyEvent
-
-# Frozen forbids setting a field; the slot's own descriptor does not ask (one C call).
-_TS_SLOTS: Final[dict[type, Any]] = {
-    cls: cls.__dict__["ts"].__set__ for cls in (ApiCall, Authorization, DataAccess, KeyEvent)
-}
-set_expires_at: Final[Any] = Authorization.__dict__["expires_at"].__set__
-"""``set_expires_at(rec, us)``: stores the decoded ``expires_at`` of a new record."""
-set_api_call_ts: Final[Any] = _TS_SLOTS[ApiCall]
-"""``set_api_call_ts(rec, us)``: ``set_ts`` of an ``ApiCall``, without the lookup."""
-
-
-def set_ts(rec: Record, us: int) -> None:
-    """Stores the decoded ``ts`` of a record msgspec just made, before anyone sees it.
-
-    Args:
-        rec: A record fresh from msgspec, whose ``ts`` is still the line's text.
-        us: Its time in microseconds since the epoch.
-    """
-    _TS_SLOTS[type(rec)](rec, us)

@@ -23,15 +23,13 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from aupwatch.schemas.records import (
     ApiCall,
     Authorization,
     DataAccess,
     Record,
-    set_api_call_ts,
-    set_expires_at,
-    set_ts,
 )
 from aupwatch.schemas.times import TS_PARTS, parse_ts
 from aupwatch.schemas.validate import (
@@ -43,7 +41,9 @@ from aupwatch.schemas.validate import (
 
 _decode = msgspec.json.Decoder(Record).decode
 _MSGSPEC_ERRORS: Final = (msgspec.MsgspecError, RecursionError)
-_hour, _mmss, _tail = TS_PARTS
+_hour, _mmss, _tail = cast("tuple[Any, Any, Any]", TS_PARTS)
+"""parse_ts's hot path (``times.TS_PARTS``): ``_hour(text[:13]) + _mmss(text[13:19]) +
+_tail(text[19:])`` is the time, or a TypeError (``None`` in the sum) sends it to parse_ts."""
 _ip_known = ip_cache.get
 Fallback = Callable[[bytes, int], Record | None]
 
@@ -66,17 +66,21 @@ def _with_times(rec: Any) -> bool:
     Returns:
         False when the precise path must decide the line.
     """
-    ts = _ts(rec.ts)
-    if ts is None:
-        return False
-    set_ts(rec, ts)
+    text: Any = rec.ts  # the line's text until replaced
+    try:  # parse_ts's hot path, inline (see _hour)
+        force_setattr(rec, "ts", _hour(text[:13]) + _mmss(text[13:19]) + _tail(text[19:]))
+    except TypeError:
+        ts = _ts(text)
+        if ts is None:
+            return False
+        force_setattr(rec, "ts", ts)
     if type(rec) is Authorization:
         text = rec.expires_at
         if text is not None:
             expires_at = _ts(text)
             if expires_at is None:
                 return False
-            set_expires_at(rec, expires_at)
+            force_setattr(rec, "expires_at", expires_at)
     elif type(rec) is DataAccess:
         return rec.viewer_type != "seller_user" or bool(rec.viewer_seller_id)
     return True
@@ -101,16 +105,14 @@ def _decoder(fallback: Fallback) -> _Decoder:
         source_ip = rec.source_ip
         if _ip_known(source_ip) is not True and not ip_ok(source_ip):
             return fallback(raw, max_bytes)
-        text: Any = rec.ts
-        # parse_ts's hot path, inline (see times.TS_PARTS)
-        hour, mmss, tail = _hour(text[:13]), _mmss(text[13:19]), _tail(text[19:])
-        if hour is not None and mmss is not None and tail is not None:
-            set_api_call_ts(rec, hour + mmss + tail)
-            return rec
-        try:
-            set_api_call_ts(rec, parse_ts(text))
-        except ValueError:
-            return fallback(raw, max_bytes)
+        text: Any = rec.ts  # the line's text until replaced
+        try:  # parse_ts's hot path, inline (see _hour)
+            force_setattr(rec, "ts", _hour(text[:13]) + _mmss(text[13:19]) + _tail(text[19:]))
+        except TypeError:
+            try:
+                force_setattr(rec, "ts", parse_ts(text))
+            except ValueError:
+                return fallback(raw, max_bytes)
         return rec
 
     return decode
