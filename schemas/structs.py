@@ -44,6 +44,8 @@ _MSGSPEC_ERRORS: Final = (msgspec.MsgspecError, RecursionError)
 _hour, _mmss, _tail = cast("tuple[Any, Any, Any]", TS_PARTS)
 """parse_ts's hot path (``times.TS_PARTS``): ``_hour(text[:13]) + _mmss(text[13:19]) +
 _tail(text[19:])`` is the time, or a TypeError (``None`` in the sum) sends it to parse_ts."""
+# the slices as constants: Python 3.11 builds a slice object for each ``text[:13]``
+_H, _MS, _T = slice(None, 13), slice(13, 19), slice(19, None)
 _ip_known = ip_cache.get
 Fallback = Callable[[bytes, int], Record | None]
 
@@ -68,7 +70,7 @@ def _with_times(rec: Any) -> bool:
     """
     text: Any = rec.ts  # the line's text until replaced
     try:  # parse_ts's hot path, inline (see _hour)
-        force_setattr(rec, "ts", _hour(text[:13]) + _mmss(text[13:19]) + _tail(text[19:]))
+        force_setattr(rec, "ts", _hour(text[_H]) + _mmss(text[_MS]) + _tail(text[_T]))
     except TypeError:
         ts = _ts(text)
         if ts is None:
@@ -107,7 +109,7 @@ def _decoder(fallback: Fallback) -> _Decoder:
             return fallback(raw, max_bytes)
         text: Any = rec.ts  # the line's text until replaced
         try:  # parse_ts's hot path, inline (see _hour)
-            force_setattr(rec, "ts", _hour(text[:13]) + _mmss(text[13:19]) + _tail(text[19:]))
+            force_setattr(rec, "ts", _hour(text[_H]) + _mmss(text[_MS]) + _tail(text[_T]))
         except TypeError:
             try:
                 force_setattr(rec, "ts", parse_ts(text))
