@@ -6,15 +6,18 @@ and formats them.
 The records are frozen msgspec Structs, and also what msgspec decodes a line into
 (``schemas.structs``): their field types carry the contract's checks (types, enums,
 lengths, ranges, no explicit ``null``), so a good line becomes its record in one C call.
-Two field types differ between what msgspec reads and what a record holds, so the
+Some field types differ between what msgspec reads and what a record holds, so the
 annotations below say one thing to msgspec and another to type checkers:
 
 - ``ts`` and ``expires_at`` are RFC 3339 text in the line; the decoder stores their
   microseconds (``msgspec.structs.force_setattr``) before handing the record out;
 - an optional field is absent (``None``) or of its type: an explicit ``null`` is a wrong
-  type in the contract, so msgspec reads the bare type, while the record holds ``None``.
+  type in the contract, so msgspec reads the bare type, while the record holds ``None``;
+- an enum is a ``Literal`` to msgspec and a ``str`` to type checkers, as the precise path
+  (``schemas.validate``) checks it at run time.
 
-``kind`` is the union's tag, a class attribute, not a field.
+``kind`` is the union's tag, a class attribute, not a field. ``schema_version`` is a field
+(always 1 in a record) so that a line carrying it stays on the msgspec path.
 """
 
 from __future__ import annotations
