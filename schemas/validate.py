@@ -24,7 +24,6 @@ from aupwatch.schemas.records import (
     DataAccess,
     KeyEvent,
     Record,
-    build,
 )
 from aupwatch.schemas.times import parse_ts
 
@@ -197,24 +196,20 @@ def _api_call(obj: dict[str, Any], event_id: str, ts: int) -> ApiCall:
     user_agent: str | None = get("user_agent")
     if type(user_agent) is not str:
         user_agent = _opt_str(obj, "user_agent")
-    return build(
-        ApiCall,
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "region": region,
-            "developer_id": developer_id,
-            "app_id": app_id,
-            "key_id": key_id,
-            "seller_id": seller_id,
-            "operation": operation,
-            "status": status,
-            "source_ip": source_ip,
-            "resource_ids": resource_ids,
-            "user_agent": user_agent,
-            "latency_ms": latency,
-            "kind": "api_call",
-        },
+    return ApiCall(
+        event_id,
+        ts,
+        region,
+        developer_id,
+        app_id,
+        key_id,
+        seller_id,
+        operation,
+        status,
+        source_ip,
+        resource_ids,
+        user_agent,
+        latency,
     )
 
 
@@ -226,19 +221,15 @@ def _authorization(obj: dict[str, Any], event_id: str, ts: int) -> Authorization
     roles = _str_list(obj, "roles", required=False)
     expires_at = _timestamp(obj, "expires_at", required=False)
     developer_id = _opt_str(obj, "developer_id")
-    return build(
-        Authorization,
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "app_id": app_id,
-            "seller_id": seller_id,
-            "action": action,
-            "roles": roles,
-            "expires_at": expires_at,
-            "developer_id": developer_id,
-            "kind": "authorization",
-        },
+    return Authorization(
+        event_id,
+        ts,
+        app_id,
+        seller_id,
+        action,
+        roles,
+        expires_at,
+        developer_id,
     )
 
 
@@ -253,19 +244,15 @@ def _data_access(obj: dict[str, Any], event_id: str, ts: int) -> DataAccess:
     resource_ids = _str_list(obj, "resource_ids", required=True)
     viewer_id = _req_str(obj, "viewer_id")
     channel = _opt_str(obj, "channel")
-    return build(
-        DataAccess,
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "app_id": app_id,
-            "resource_ids": resource_ids,
-            "viewer_type": viewer_type,
-            "viewer_id": viewer_id,
-            "viewer_seller_id": viewer_seller,
-            "channel": channel,
-            "kind": "data_access",
-        },
+    return DataAccess(
+        event_id,
+        ts,
+        app_id,
+        resource_ids,
+        viewer_type,
+        viewer_id,
+        viewer_seller,
+        channel,
     )
 
 
@@ -274,17 +261,13 @@ def _key_event(obj: dict[str, Any], event_id: str, ts: int) -> KeyEvent:
     developer_id = _req_str(obj, "developer_id")
     action = _enum(obj, "action", KEY_ACTIONS)
     app_id = _opt_str(obj, "app_id")
-    return build(
-        KeyEvent,
-        {
-            "event_id": event_id,
-            "ts": ts,
-            "key_id": key_id,
-            "developer_id": developer_id,
-            "action": action,
-            "app_id": app_id,
-            "kind": "key_event",
-        },
+    return KeyEvent(
+        event_id,
+        ts,
+        key_id,
+        developer_id,
+        action,
+        app_id,
     )
 
 

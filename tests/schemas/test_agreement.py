@@ -13,7 +13,6 @@ reason) and an optional ``note``.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import math
 import subprocess
@@ -21,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
@@ -189,7 +189,7 @@ def _expected_record(obj: dict[str, Any]) -> Any:
         "key_event": KeyEvent,
     }[obj["kind"]]
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in msgspec.structs.fields(cls):
         if f.name not in obj:
             continue
         value = obj[f.name]

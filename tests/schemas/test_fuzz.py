@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -80,7 +80,7 @@ json_value = st.recursive(
     max_leaves=12,
 )
 FIELD_NAMES = st.sampled_from(
-    sorted({f.name for cls in RECORD_TYPES for f in dataclasses.fields(cls)} | {"schema_version"})
+    sorted({f.name for cls in RECORD_TYPES for f in msgspec.structs.fields(cls)} | {"kind"})
 )
 json_objects = st.dictionaries(st.one_of(FIELD_NAMES, st.text(max_size=8)), json_value)
 

@@ -2,7 +2,7 @@
 
 ``decode_line`` tries msgspec first (``schemas.structs.decode_fast``) and falls back to
 ``decode_line_precise``; the two must be indistinguishable: the same record (same type,
-same field values and types, same ``__dict__`` order) or the same ``BadRecord`` (reason
+same field values and types, in field order) or the same ``BadRecord`` (reason
 and message). The fast path alone must never vouch for a line the precise path rejects.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -30,7 +31,7 @@ def outcome(decode: Any, raw: bytes) -> tuple[Any, ...]:
         rec = decode(raw)
     except BadRecord as exc:
         return ("dead letter", exc.reason, str(exc))
-    fields = [(k, type(v).__name__, repr(v)) for k, v in vars(rec).items()]
+    fields = [(k, type(v).__name__, repr(v)) for k, v in msgspec.structs.asdict(rec).items()]
     return ("record", type(rec).__name__, fields, repr(rec))
 
 
