@@ -1,16 +1,17 @@
 """Benchmark of the Kafka worker on the local broker (deploy/kafka/kafka.sh start first).
 
-On one set of generated records, all in one run:
-  - `aupwatch replay` on the file, in its own process (the reference for 100/msg);
-for 1 and 100 records per message, on one pre-filled topic:
+On one set of generated records, all in one run, for 1 and 100 records per message, on one
+pre-filled topic each:
   - bare aiokafka consumer that only decodes (getmany + orjson.loads per record);
   - bare Faust agent that only decodes (same tuned settings and uvloop as the worker);
   - the full worker pipeline, one worker;
+then, right after the last of those, `aupwatch replay` on the file in its own process (the
+reference at 100/msg) and the peer at 1/msg: a Quix Streams pipeline (bench/peer_quix.py:
+decode, one group_by hop, per-key state) in its own process, which needs the bench extra;
+then for each batch size
   - scaling: one and two workers, and one and two bare Faust agents, each group joined
     (stable) before its records arrive, so no rebalance falls inside the measure: a
     rebalance makes the worker re-read everything not yet decided and committed;
-  - at 1/msg, the peer: a Quix Streams pipeline (bench/peer_quix.py: decode, one group_by
-    hop, per-key state), in its own process; it needs the bench extra;
 and, at a steady 2,000 records/s of live records, p50/p99 latency from a record's append
 to its alert's append (both topics use LogAppendTime). It ends with issue 12's targets,
 each ratio with its target and whether it is met, and the peak RSS of every process.
@@ -101,15 +102,9 @@ def main() -> None:
         last_ts = parse_ts(last_ts) / 1e6 if isinstance(last_ts, str) else last_ts
         n_lines = len(gen.lines)
         del gen  # the lines in memory would only weigh on this process's collector
-        rate["aupwatch replay"], rss["aupwatch replay"] = replay(path, n_lines)
-        print(f"aupwatch replay: {n_lines:,} records, {rate['aupwatch replay']:,.0f}/s", flush=True)
-        for batch in batches if args.skip_peer or 1 in batches else [*batches, 1]:
-            topic = f"bench-in-{batch}-{uuid.uuid4().hex[:6]}"
-            make_topic(topic, 4)
-            n = fill(topic, path, batch)
-            if batch not in batches:  # a 1/msg topic for the peer alone
-                rate["Quix peer 1/msg"], rss["Quix peer 1/msg"] = peer(topic, n, tmp)
-                continue
+        topics: dict[int, tuple[str, int]] = {}
+        for batch in batches:
+            topic, n = topics[batch] = filled(path, batch)
             at = f"{batch}/msg"
             a = rate[f"bare aiokafka {at}"] = bare_aiokafka(topic, n)
             f, rss[f"bare Faust x1 {at}"] = bare_faust(topic, n, tmp)
@@ -121,10 +116,14 @@ def main() -> None:
                 f"{n / t1 / a:.0%} of aiokafka)",
                 flush=True,
             )
-            if batch == 1 and not args.skip_peer:
-                rate["Quix peer 1/msg"], rss["Quix peer 1/msg"] = peer(topic, n, tmp)
-            if not args.skip_two:
-                two(topic, n, tmp, last_ts, at, rate, rss)
+        # replay and the peer right after the last worker: the load drifts over a run
+        rate["aupwatch replay"], rss["aupwatch replay"] = replay(path, n_lines)
+        print(f"aupwatch replay: {n_lines:,} records, {rate['aupwatch replay']:,.0f}/s", flush=True)
+        if not args.skip_peer:
+            topic, n = topics[1] if 1 in topics else filled(path, 1)
+            rate["Quix peer 1/msg"], rss["Quix peer 1/msg"] = peer(topic, n, tmp)
+        for batch, (topic, n) in topics.items() if not args.skip_two else ():
+            two(topic, n, tmp, last_ts, f"{batch}/msg", rate, rss)
         if not args.skip_latency:
             p50, p99, top, k = latency(tmp)
             print(
@@ -136,6 +135,13 @@ def main() -> None:
     for target in targets(rate, batches):
         print(target.line())
     print("peak RSS: " + " | ".join(f"{k} {v:,.0f} MB" for k, v in rss.items()), flush=True)
+
+
+def filled(path: Path, batch: int) -> tuple[str, int]:
+    """A new 4-partition topic holding the records of ``path``, ``batch`` per message."""
+    topic = f"bench-in-{batch}-{uuid.uuid4().hex[:6]}"
+    make_topic(topic, 4)
+    return topic, fill(topic, path, batch)
 
 
 def peer(topic: str, n: int, tmp: str) -> tuple[float, float]:
