@@ -52,6 +52,8 @@ race: setup services ## An idle group gets a replay, 40 runs (20 beside a CPU bu
 	$(BIN)/python bench/race.py --runs 40 --burn 20
 
 bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on the local broker)
+	@# the Quix Streams peer of bench/stream.py; pip leaves an installed pin as it is
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/stream.py
 
