@@ -54,11 +54,11 @@ from pathlib import Path
 import orjson
 
 if "AUPWATCH_KAFKA_BOOTSTRAP" not in os.environ and os.environ.get("AUPWATCH_KAFKA_PORT"):
-    # bench/stream.py reads the broker from AUPWATCH_KAFKA_BOOTSTRAP at import
+    # bench/stream_kafka.py reads the broker from AUPWATCH_KAFKA_BOOTSTRAP at import
     os.environ["AUPWATCH_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{os.environ['AUPWATCH_KAFKA_PORT']}"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_traffic import DAY_MS, ORIGIN_MS, Traffic
-from stream import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
+from stream_kafka import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
 
 
 def rss_mb(pid: int) -> float:
