@@ -4,7 +4,9 @@ The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
 ``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
-to their committed offsets) and mode's ``Worker._schedule_shutdown``.
+to their committed offsets), mode's ``Worker._schedule_shutdown``, and the consumer's
+partition pause (``pause_partitions``/``resume_partitions``, which Faust itself uses around
+rebalances and table recovery, with ``app.rebalancing``/``app.in_recovery``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,26 @@ async def seek_to_committed(consumer: Any, tps: list[TP]) -> dict[TP, int | None
 async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
     """Commits these offsets as given (Faust's public commit takes its own acked offsets)."""
     await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+
+
+def settled(app: Any) -> bool:
+    """Whether Faust is neither rebalancing nor recovering tables.
+
+    Faust pauses every assigned partition for a rebalance and its table recovery, and
+    resumes every stream partition when both are done (``app.on_rebalance_end``); pausing
+    or resuming partitions in between would fight it.
+    """
+    return not (app.rebalancing or app.in_recovery)
+
+
+def pause_partitions(consumer: Any, tps: set[TP]) -> None:
+    """Stops fetching these partitions (Faust drops them from its active set)."""
+    consumer.pause_partitions(tps)
+
+
+def resume_partitions(consumer: Any, tps: set[TP]) -> None:
+    """Fetches these partitions again; only call it for partitions the worker paused."""
+    consumer.resume_partitions(tps)
 
 
 def topic_names(config: AppConfig) -> dict[str, str]:

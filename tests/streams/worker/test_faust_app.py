@@ -17,6 +17,8 @@ import mode
 import pytest
 from faust.stores import memory
 from faust.tables import base as tables
+from faust.tables import recovery
+from faust.transport import consumer as transport_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
@@ -117,3 +119,48 @@ def test_a_signal_arms_the_forced_exit_once(monkeypatch: pytest.MonkeyPatch) -> 
 
 def _app() -> faust.App:
     return faust.App("pin", **faust_app.faust_settings(AppConfig()))
+
+
+def test_pausing_a_partition_takes_it_out_of_the_fetch_and_resuming_puts_it_back() -> None:
+    consumer = object.__new__(driver.Consumer)
+    a, b = TP("in", 0), TP("in", 1)
+    consumer._active_partitions = {a, b}
+    consumer._paused_partitions = set()
+    faust_app.pause_partitions(consumer, {a})
+    assert consumer._get_active_partitions() == {b}
+    assert consumer._paused_partitions == {a}
+    faust_app.resume_partitions(consumer, {a})
+    assert consumer._get_active_partitions() == {a, b}
+    assert not consumer._paused_partitions
+
+
+def test_faust_resumes_every_stream_partition_when_a_rebalance_ends() -> None:
+    """Why the worker pauses its partitions again after each rebalance, never during one.
+
+    Faust pauses every assigned partition for a rebalance and resumes all but the
+    changelogs when recovery ends, then calls ``on_rebalance_end``; a revoked partition
+    leaves its paused set.
+    """
+    for method in (recovery.Recovery._resume_streams, recovery.Recovery.on_recovery_completed):
+        source = inspect.getsource(method)
+        assert "consumer.resume_partitions(" in source
+        assert "not self._is_changelog_tp(tp)" in source
+        assert source.index("resume_partitions(") < source.index("on_rebalance_end()")
+    assert "T(consumer.pause_partitions)(assigned)" in inspect.getsource(
+        faust.App._on_partitions_assigned
+    )
+    revoked = inspect.getsource(transport_consumer.Consumer.on_partitions_revoked)
+    assert "self._paused_partitions.difference_update(revoked)" in revoked
+
+
+def test_the_app_says_when_it_is_rebalancing_or_recovering() -> None:
+    app = SimpleNamespace(rebalancing=False, in_recovery=False)
+    assert faust_app.settled(app)
+    assert not faust_app.settled(SimpleNamespace(rebalancing=True, in_recovery=False))
+    assert not faust_app.settled(SimpleNamespace(rebalancing=False, in_recovery=True))
+    real = _app()
+    assert (real.rebalancing, real.in_recovery) == (False, False)
+    assert faust_app.settled(real)
+    assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
+    assert "self.rebalancing = False" in inspect.getsource(faust.App.on_rebalance_end)
+    assert "self.app.in_recovery = True" in inspect.getsource(recovery.Recovery)
