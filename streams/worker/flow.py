@@ -13,12 +13,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from aupwatch.detectors.engine import NEVER
 from aupwatch.streams import markers
+from aupwatch.streams.worker import wire
 from aupwatch.streams.worker.backpressure import (
     InputState,
     PausePolicy,
@@ -256,10 +256,10 @@ def reread_records(
                     got = seen.setdefault(partition, set())
                     got.update((offset, n) for n, line in lines if line.strip())
             elif name == detect:
-                for item in orjson.loads(ev.value)["x"]:
-                    source, seq = item[6], item[7]
-                    if source[0] == "i":
-                        seen.setdefault(int(source[1:]), set()).add((seq[0], seq[1]))
+                for item in wire.decode(ev.value).items:
+                    if item.source[0] == "i" and isinstance(item.seq, tuple):
+                        offset, line = item.seq[0], item.seq[1]
+                        seen.setdefault(int(item.source[1:]), set()).add((offset, line))
     return {q: len(records) for q, records in seen.items()}
 
 
