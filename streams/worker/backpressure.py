@@ -146,7 +146,7 @@ class PausePolicy:
         return state.undecided > self.resume_at and _leads(state, slowest)
 
     def forget(self) -> None:
-        """A rebalance: Faust pauses and resumes every partition itself; start afresh."""
+        """A rebalance: partitions are read again from their commits, unpaused; start afresh."""
         self.paused.clear()
 
 

@@ -4,9 +4,8 @@ The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
 ``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
-to their committed offsets), mode's ``Worker._schedule_shutdown``, and the consumer's
-partition pause (``pause_partitions``/``resume_partitions``, which Faust itself uses around
-rebalances and table recovery, with ``app.rebalancing``/``app.in_recovery``).
+to their committed offsets, and to pause and resume fetching in aiokafka itself), mode's
+``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
 """
 
 from __future__ import annotations
@@ -111,14 +110,40 @@ def settled(app: Any) -> bool:
     return not (app.rebalancing or app.in_recovery)
 
 
-def pause_partitions(consumer: Any, tps: set[TP]) -> None:
-    """Stops fetching these partitions (Faust drops them from its active set)."""
-    consumer.pause_partitions(tps)
+async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
+    """Stops aiokafka returning and fetching records of these partitions.
+
+    Paused in aiokafka, not in Faust's set of active partitions: Faust drops the records
+    of a partition it finds inactive in a batch aiokafka already returned, after aiokafka
+    moved its position past them, so those offsets would never be delivered again.
+    aiokafka keeps a paused partition's position at the last record it returned and drops
+    what it fetched beyond (fetched again on resume). Faust never pauses in aiokafka, and
+    a rebalance gives every partition a fresh, unpaused state. Partitions not assigned
+    (a rebalance under way) are left alone.
+    """
+    await _in_consumer_thread(consumer, "pause", tps)
 
 
-def resume_partitions(consumer: Any, tps: set[TP]) -> None:
-    """Fetches these partitions again; only call it for partitions the worker paused."""
-    consumer.resume_partitions(tps)
+async def resume_fetching(consumer: Any, tps: set[TP]) -> None:
+    """Fetches these partitions again from their positions (see ``pause_fetching``)."""
+    await _in_consumer_thread(consumer, "resume", tps)
+
+
+async def _in_consumer_thread(consumer: Any, method: str, tps: set[TP]) -> None:
+    # aiokafka's resume completes a future of the consumer thread's loop: call it there
+    from aiokafka.structs import TopicPartition
+
+    thread = consumer._thread
+    parts = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    def call() -> None:
+        raw = thread._ensure_consumer()
+        held = raw.assignment()
+        mine = [p for p in parts if p in held]
+        if mine:
+            getattr(raw, method)(*mine)
+
+    await thread.call_thread(call)
 
 
 def topic_names(config: AppConfig) -> dict[str, str]:

@@ -5,6 +5,17 @@ has already fetched, pauses and resumes fetching, logs each transition once and 
 paused-partition gauge. A message of a paused partition is held back before it is taken
 (its offset stays the next expected one) and handed back, in order, when the partition
 resumes: no seek, so no race with a fetch under way.
+
+Why no offset is lost or skipped: fetching pauses in aiokafka (``pause_fetching``), which
+keeps the partition's position just past the last record it returned, so the messages
+Faust delivered before the pause took effect (held here) and those fetched after the
+resume are one contiguous run. Pausing through Faust's active partitions instead made
+Faust drop records aiokafka had already returned, leaving a gap no later message revealed
+at the end of a partition: the stall. The consumer is only paused or resumed while Faust
+neither rebalances nor recovers and with the worker's lock held; a rebalance waits for
+that lock (the revocation handler takes it) before aiokafka builds the new assignment,
+whose partition states start unpaused, and ``restart`` then drops every held message and
+pause: partitions are read again from their committed offsets.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from aupwatch.streams.worker.backpressure import (
     Transitions,
     UndecidedLedger,
 )
-from aupwatch.streams.worker.faust_app import pause_partitions, resume_partitions, settled
+from aupwatch.streams.worker.faust_app import pause_fetching, resume_fetching, settled
 from aupwatch.streams.worker.inputs import InputPartitions
 
 log = logging.getLogger(__name__)
@@ -92,6 +103,7 @@ class InputFlow:
         self.metrics = metrics
         self.held: dict[int, list[Any]] = {}  # fetched messages of paused partitions
         self.released: list[Any] = []
+        self.applied: set[int] = set()  # partitions paused on the consumer
 
     def states(self) -> dict[int, InputState]:
         """What the policy needs of every input partition held."""
@@ -137,7 +149,7 @@ class InputFlow:
         fresh = self.policy.paused - paused
         if fresh and states is not None:
             counted = {q: s._replace(undecided=over.get(q, s.undecided)) for q, s in states.items()}
-            self._apply(Transitions(frozenset(fresh), frozenset()), counted)
+            self._log(Transitions(frozenset(fresh), frozenset()), counted)
         return kept
 
     def ingested(self, q: int, max_ts: int, valid: int, lines: int) -> None:
@@ -147,10 +159,11 @@ class InputFlow:
         if self.metrics is not None and lines:
             self.metrics.read.labels(partition=str(q)).inc(lines)
 
-    def review(self, decided: int | None) -> None:
+    async def review(self, decided: int | None) -> None:
         """Settles decided records, then pauses and resumes as the policy says.
 
-        The messages held for a resumed partition wait in ``release()``.
+        The messages held for a resumed partition wait in ``release()``. Call with the
+        worker's lock held.
 
         Args:
             decided: The lowest detect-stage watermark this worker knows. None (it holds
@@ -162,12 +175,29 @@ class InputFlow:
             return  # Faust holds the partitions for a rebalance or recovery
         states = self.states()
         change = self.policy.review(states)
-        self._apply(change, states)
+        self._log(change, states)
         for q in sorted(change.resume):
             self.released += self.held.pop(q, [])
-        if self.policy.paused:
-            # Faust resumes every stream partition after a recovery: pause ours again
-            pause_partitions(self.app.consumer, self._tps(self.policy.paused))
+        await self.apply()
+
+    async def apply(self) -> None:
+        """Pauses and resumes fetching on the consumer as the policy now says.
+
+        Call with the worker's lock held. Skipped while Faust rebalances or recovers: a
+        partition the policy paused then is paused on the next call after it.
+        """
+        if not self.policy.limit or not settled(self.app):
+            return
+        pause = self.policy.paused - self.applied
+        resume = self.applied - self.policy.paused
+        consumer = self.app.consumer
+        if pause:
+            await pause_fetching(consumer, self._tps(pause))
+        if resume:
+            await resume_fetching(consumer, self._tps(resume))
+        self.applied = (self.applied | pause) - resume
+        if pause or resume:
+            log.debug("fetching paused %s, resumed %s", sorted(pause), sorted(resume))
 
     def release(self) -> list[Any]:
         """Messages held for partitions resumed since the last call, in offset order.
@@ -177,14 +207,10 @@ class InputFlow:
         out, self.released = self.released, []
         return out
 
-    def _apply(self, change: Transitions, states: Mapping[int, InputState]) -> None:
-        """Pauses and resumes on the consumer, logs each transition, sets the gauge."""
+    def _log(self, change: Transitions, states: Mapping[int, InputState]) -> None:
+        """Logs each transition the policy made, sets the gauge."""
         if not change.pause and not change.resume:
             return
-        if change.pause and settled(self.app):
-            pause_partitions(self.app.consumer, self._tps(change.pause))
-        if change.resume:
-            resume_partitions(self.app.consumer, self._tps(change.resume))
         for q in sorted(change.pause):
             s = states.get(q)
             log.info(
@@ -220,13 +246,15 @@ class InputFlow:
     def restart(self, partitions: set[int]) -> None:
         """Starts afresh after a rebalance: ``partitions`` are read again from commits.
 
-        Faust pauses and resumes every partition itself around a rebalance.
+        The new assignment's partitions are unpaused in aiokafka; Faust pauses and
+        resumes them itself for the rebalance.
         """
         for q in partitions:
             self.ledger.forget(q)
         self.policy.forget()
         self.held.clear()  # read again from committed offsets
         self.released.clear()
+        self.applied.clear()
         if self.metrics is not None:
             self.metrics.paused.set(0)
 

@@ -67,6 +67,7 @@ class PartitionTracker:
         partitions paused for backpressure are held back (``flow``).
         """
         events = self.flow.gate(events)
+        await self.flow.apply()  # a partition the gate paused stops fetching now
         assigned = self.app.consumer.assignment()
         kept = []
         seek = {}

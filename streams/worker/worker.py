@@ -277,7 +277,7 @@ class Worker:
 
         Call with the lock held: released messages go before any later batch.
         """
-        self.tracker.flow.review(self._decided())
+        await self.tracker.flow.review(self._decided())
         released = self.tracker.flow.release()
         if released:
             events = await self.tracker.admit(released)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -18,17 +19,48 @@ from aupwatch.streams.worker.offsets import Offsets
 IN, DETECT = "logs", "g-detect"
 
 
-class Consumer:
-    """Records what the flow asks of Faust's consumer."""
+class Raw:
+    """The aiokafka consumer in Faust's consumer thread: what is paused there."""
 
     def __init__(self) -> None:
+        self.assigned = {TP(IN, 0), TP(IN, 1)}
         self.paused: set[TP] = set()
+        self.calls = 0
 
-    def pause_partitions(self, tps: set[TP]) -> None:
-        self.paused |= set(tps)
+    def assignment(self) -> set[TP]:
+        return self.assigned
 
-    def resume_partitions(self, tps: set[TP]) -> None:
-        self.paused -= set(tps)
+    def pause(self, *tps: TP) -> None:
+        self.calls += 1
+        self.paused |= {TP(*tp) for tp in tps}
+
+    def resume(self, *tps: TP) -> None:
+        self.calls += 1
+        self.paused -= {TP(*tp) for tp in tps}
+
+
+class Thread:
+    """Faust's consumer thread: runs a call on its consumer."""
+
+    def __init__(self) -> None:
+        self.raw = Raw()
+
+    def _ensure_consumer(self) -> Raw:
+        return self.raw
+
+    async def call_thread(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+
+class Consumer:
+    """Faust's consumer; what is paused is read from aiokafka's."""
+
+    def __init__(self) -> None:
+        self._thread = Thread()
+
+    @property
+    def paused(self) -> set[TP]:
+        return self._thread.raw.paused
 
 
 def event(q: int, offset: int, lines: int, topic: str = IN) -> Any:
@@ -52,7 +84,9 @@ def setup(limit: int = 100) -> tuple[InputFlow, Any, InputPartitions, Offsets]:
 def take(flow: InputFlow, inputs: InputPartitions, offsets: Offsets, events: list[Any]) -> list:
     """What the tracker and ingest do with a batch: gate, admit, note times and records."""
     kept = []
-    for ev in flow.gate(events):
+    gated = flow.gate(events)
+    asyncio.run(flow.apply())
+    for ev in gated:
         q, offset = ev.message.partition, ev.message.offset
         if offsets.admit((IN, q), offset, 0.0) == "take":
             kept.append(ev)
@@ -60,6 +94,10 @@ def take(flow: InputFlow, inputs: InputPartitions, offsets: Offsets, events: lis
             inputs.read(q, 0.0).see(1000 * q + offset)  # partition 1 runs ahead in time
             flow.ingested(q, 1000 * q + offset, n, n)
     return kept
+
+
+def review(flow: InputFlow, decided: int | None) -> None:
+    asyncio.run(flow.review(decided))
 
 
 def test_a_leading_partition_past_the_limit_is_paused_and_its_messages_wait(
@@ -86,7 +124,7 @@ def test_a_resumed_partition_gets_its_held_messages_back_in_order() -> None:
     take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
     assert app.consumer.paused == {TP(IN, 1)}
     assert not flow.release()
-    flow.review(decided=1002)  # partition 1 decided up to offset 2: 0 undecided
+    review(flow, decided=1002)  # partition 1 decided up to offset 2: 0 undecided
     assert not app.consumer.paused
     released = flow.release()
     assert [e.message.offset for e in released] == [3, 4, 5]
@@ -100,17 +138,20 @@ def test_a_resumed_partition_gets_its_held_messages_back_in_order() -> None:
 def test_nothing_is_paused_or_resumed_while_faust_rebalances_or_recovers() -> None:
     flow, app, inputs, offsets = setup()
     take(flow, inputs, offsets, [event(0, 0, 10), event(1, 0, 10)])
-    take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
+    calls = app.consumer._thread.raw.calls
     app.rebalancing = True
-    app.consumer.paused = {TP(IN, 0), TP(IN, 1)}  # as Faust pauses them for recovery
-    flow.review(decided=10**6)
-    assert app.consumer.paused == {TP(IN, 0), TP(IN, 1)}
-    assert not flow.release()
+    take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
+    review(flow, decided=0)
+    assert flow.policy.paused == {1} and [e.message.offset for e in flow.held[1]] == [3, 4, 5]
+    assert app.consumer._thread.raw.calls == calls  # the consumer left alone
+    assert not app.consumer.paused and not flow.release()
     app.rebalancing = False
-    app.consumer.paused = set()  # Faust resumed every stream partition
-    flow.ledger.ingested(1, 2000, 500)  # still far ahead: the pause must hold again
-    flow.review(decided=0)
-    assert app.consumer.paused == {TP(IN, 1)}
+    review(flow, decided=0)
+    assert app.consumer.paused == {TP(IN, 1)}  # paused in the rebalance, applied after it
+    assert not flow.release()
+    review(flow, decided=10**6)
+    assert not app.consumer.paused
+    assert [e.message.offset for e in flow.release()] == [3, 4, 5]
 
 
 def test_a_worker_that_knows_no_decision_never_holds_anything_back() -> None:
@@ -118,19 +159,29 @@ def test_a_worker_that_knows_no_decision_never_holds_anything_back() -> None:
     flow, app, inputs, offsets = setup()
     take(flow, inputs, offsets, [event(0, 0, 10), event(1, 0, 10)])
     take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
-    flow.review(decided=None)
+    review(flow, decided=None)
     assert not app.consumer.paused and flow.ledger.undecided(1) == 0
     assert [e.message.offset for e in flow.release()] == [3, 4, 5]
 
 
 def test_a_rebalance_forgets_held_messages_and_pauses() -> None:
-    flow, _, inputs, offsets = setup()
+    flow, app, inputs, offsets = setup()
     take(flow, inputs, offsets, [event(0, 0, 10), event(1, 0, 10)])
     take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
+    app.consumer._thread.raw.paused = set()  # the new assignment's states are unpaused
     flow.restart({0, 1})  # Faust delivers them again from the committed offsets
     assert not flow.held and not flow.policy.paused and flow.ledger.undecided(1) == 0
-    flow.review(decided=None)
-    assert not flow.release()
+    assert not flow.applied
+    review(flow, decided=None)
+    assert not flow.release() and not app.consumer.paused
+
+
+def test_partitions_not_assigned_to_the_consumer_are_never_paused_there() -> None:
+    flow, app, inputs, offsets = setup()
+    take(flow, inputs, offsets, [event(0, 0, 10), event(1, 0, 10)])
+    app.consumer._thread.raw.assigned = {TP(IN, 0)}  # partition 1 went in a rebalance
+    take(flow, inputs, offsets, [event(1, i, 40) for i in range(1, 6)])
+    assert flow.policy.paused == {1} and not app.consumer.paused
 
 
 def test_records_read_again_count_each_record_once_per_input_partition() -> None:
