@@ -349,11 +349,14 @@ class Worker:
             self.metrics.worker_assigned(held)
 
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
-        # persist what is decided first: partitions are re-read from committed offsets after
-        # the rebalance, and a shard rebuilt from its table must match its frontier
+        # persist and commit what is decided first: partitions are re-read from committed
+        # offsets after the rebalance, and a shard rebuilt from its table must match its
+        # frontier. aiokafka keeps the member in its generation until this returns, so the
+        # commit lands before any new owner reads, or the broker refuses it (then the
+        # last checkpoint holds).
         async with self.lock:
             try:
-                await self.checkpointer.run(commit=False)
+                await self.checkpointer.run()
             except Exception:  # the broker may be unreachable: then the last checkpoint holds
                 log.exception("checkpoint before rebalance failed")
         roles = {self.names[role]: name for name, role, _ in STAGES}

@@ -250,3 +250,42 @@ def test_the_app_says_when_it_is_rebalancing_or_recovering() -> None:
     assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
     assert "self.rebalancing = False" in inspect.getsource(faust.App.on_rebalance_end)
     assert "self.app.in_recovery = True" in inspect.getsource(recovery.Recovery)
+
+
+def test_a_commit_refused_after_a_rebalance_fails_quietly() -> None:
+    """Why the worker may commit in its revocation handler.
+
+    aiokafka keeps the member (and its heartbeat) in the old generation while the handler
+    runs, so a commit there lands before any new owner reads; a commit from a member the
+    group already left behind is refused with "already rebalanced", which Faust reports as
+    a failed commit instead of crashing the worker.
+    """
+    from aiokafka import errors
+    from aiokafka.consumer import group_coordinator
+
+    assert "as it can commit offsets" in inspect.getsource(group_coordinator.GroupCoordinator)
+
+    async def refused(error: type[Exception]) -> str:
+        async def known() -> None:
+            pass
+
+        async def do_commit(assignment: Any, offsets: Any) -> None:
+            raise error()
+
+        member = SimpleNamespace(
+            ensure_coordinator_known=known,
+            _commit_lock=asyncio.Lock(),
+            _do_commit_offsets=do_commit,
+        )
+        with pytest.raises(errors.CommitFailedError) as exc:
+            await group_coordinator.GroupCoordinator.commit_offsets(member, None, {})  # type: ignore[arg-type]
+        return str(exc.value)
+
+    for error in (
+        errors.UnknownMemberIdError,
+        errors.IllegalGenerationError,
+        errors.RebalanceInProgressError,
+    ):
+        assert "already rebalanced" in asyncio.run(refused(error))
+    faust_commit = inspect.getsource(driver.AIOKafkaConsumerThread._commit)
+    assert 'if "already rebalanced" in str(exc):\n                return False' in faust_commit
