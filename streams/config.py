@@ -71,7 +71,7 @@ class WorkerSettings:
     uvloop: bool = True
     session_timeout: float = 30.0
     # records one input partition may be read ahead of the group's decisions (0: no limit)
-    max_undecided: int = 0
+    max_undecided: int = 20_000
 
 
 @dataclass(frozen=True)

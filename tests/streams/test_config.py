@@ -13,7 +13,7 @@ def test_environment_overrides_a_worker_setting() -> None:
     assert config.worker.seen_chunk == 64
     assert load_config(None, {}).worker.seen_chunk == 512
     assert load_config(None, {"AUPWATCH_WORKER__MAX_UNDECIDED": "0"}).worker.max_undecided == 0
-    assert load_config(None, {}).worker.max_undecided == 0
+    assert load_config(None, {}).worker.max_undecided == 20_000
 
 
 @pytest.mark.parametrize(
