@@ -70,6 +70,8 @@ class WorkerSettings:
     data_dir: str = "var/worker"
     uvloop: bool = True
     session_timeout: float = 30.0
+    # records one input partition may be read ahead of the group's decisions (0: no limit)
+    max_undecided: int = 20_000
 
 
 @dataclass(frozen=True)

@@ -54,14 +54,10 @@ class Checkpointer:
         async with self.lock:
             await self.run()
 
-    async def run(self, commit: bool = True) -> None:
+    async def run(self) -> None:
         """Outputs durable first, then changed state, then commit decided input.
 
         Call with the lock held.
-
-        Args:
-            commit: Commit input offsets; not in a rebalance, where the partitions may
-                already belong to another member.
         """
         started = time.perf_counter()
         producer = self.app.producer
@@ -91,10 +87,9 @@ class Checkpointer:
                     await out.add(frontier_key(p).encode(), orjson.dumps(wm))
                 await out.close()
         await producer.flush()
-        if commit:
-            offsets = self.offsets.release()
-            if offsets:
-                await commit_offsets(self.app.consumer, offsets)
+        offsets = self.offsets.release()
+        if offsets:
+            await commit_offsets(self.app.consumer, offsets)
         self.last = time.monotonic()
         if self.metrics is not None:
             self.metrics.observe_checkpoint(time.perf_counter() - started)

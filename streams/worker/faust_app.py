@@ -4,7 +4,8 @@ The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
 ``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
-to their committed offsets) and mode's ``Worker._schedule_shutdown``.
+to their committed offsets, and to pause and resume fetching in aiokafka itself), mode's
+``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,52 @@ async def seek_to_committed(consumer: Any, tps: list[TP]) -> dict[TP, int | None
 async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
     """Commits these offsets as given (Faust's public commit takes its own acked offsets)."""
     await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+
+
+def settled(app: Any) -> bool:
+    """Whether Faust is neither rebalancing nor recovering tables.
+
+    Faust pauses every assigned partition for a rebalance and its table recovery, and
+    resumes every stream partition when both are done (``app.on_rebalance_end``); pausing
+    or resuming partitions in between would fight it.
+    """
+    return not (app.rebalancing or app.in_recovery)
+
+
+async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
+    """Stops aiokafka returning and fetching records of these partitions.
+
+    Paused in aiokafka, not in Faust's set of active partitions: Faust drops the records
+    of a partition it finds inactive in a batch aiokafka already returned, after aiokafka
+    moved its position past them, so those offsets would never be delivered again.
+    aiokafka keeps a paused partition's position at the last record it returned and drops
+    what it fetched beyond (fetched again on resume). Faust never pauses in aiokafka, and
+    a rebalance gives every partition a fresh, unpaused state. Partitions not assigned
+    (a rebalance under way) are left alone.
+    """
+    await _in_consumer_thread(consumer, "pause", tps)
+
+
+async def resume_fetching(consumer: Any, tps: set[TP]) -> None:
+    """Fetches these partitions again from their positions (see ``pause_fetching``)."""
+    await _in_consumer_thread(consumer, "resume", tps)
+
+
+async def _in_consumer_thread(consumer: Any, method: str, tps: set[TP]) -> None:
+    # aiokafka's resume completes a future of the consumer thread's loop: call it there
+    from aiokafka.structs import TopicPartition
+
+    thread = consumer._thread
+    parts = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    def call() -> None:
+        raw = thread._ensure_consumer()
+        held = raw.assignment()
+        mine = [p for p in parts if p in held]
+        if mine:
+            getattr(raw, method)(*mine)
+
+    await thread.call_thread(call)
 
 
 def topic_names(config: AppConfig) -> dict[str, str]:

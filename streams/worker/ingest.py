@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from aupwatch.detectors.engine import NEVER
 from aupwatch.detectors.item import KEY
 from aupwatch.detectors.pipeline import EVERY, Routing, route
 from aupwatch.schemas.decode import decode_line
@@ -56,6 +57,8 @@ class Ingest:
         metrics: Optional ``Metrics``.
         dead_letter_max_bytes: Longer dead letters keep only their first bytes.
         routing: Which items records feed (the same as replay's for the same settings).
+        on_message: Called per record message with its partition, largest event time,
+            valid records and lines (the backpressure ledger).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Ingest:
         metrics: Any = None,
         dead_letter_max_bytes: int = 1_000_000,
         routing: Routing = EVERY,
+        on_message: Callable[[int, int, int, int], None] | None = None,
     ) -> None:
         self.inputs = inputs
         self.outbox = outbox
@@ -77,11 +81,13 @@ class Ingest:
         self.metrics = metrics
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.routing = routing
+        self.on_message = on_message
 
     async def take(self, events: list[Any]) -> list[Any]:
         """Ingests a batch of input messages; returns the events now fully handled."""
         n, metrics = self.outbox.partitions, self.metrics
         max_bytes, inputs, routing = self.max_record_bytes, self.inputs, self.routing
+        on_message = self.on_message
         by_part: dict[int, list[Any]] = defaultdict(list)
         counts: Counter[tuple[str, bool]] = Counter()
         touched: set[int] = set()
@@ -98,19 +104,25 @@ class Ingest:
             clock = inputs.read(q, now)
             origin = int((msg.timestamp or 0) * 1000)
             value = ev.value or b""
+            top, valid, lines = NEVER, 0, 0
             for line_no, line in enumerate(value.split(b"\n"), 1):
                 if not line.strip():
                     continue
+                lines += 1
                 try:
                     rec = decode_line(line, max_bytes)
                 except BadRecord as exc:
                     dead.append(self.dead_letter(exc, line, msg, line_no))
                     continue
+                valid += 1
+                top = max(top, rec.ts)
                 counts[rec.kind, clock.see(rec.ts)] += 1
                 source = f"i{q}"
                 for idx, item in enumerate(route(rec, origin, routing)):
                     seq = (msg.offset, line_no, idx)  # lets detect drop re-read records
                     by_part[partition_of(item[KEY], n)].append(tag(item, source, seq))
+            if on_message is not None:
+                on_message(q, top, valid, lines)
         if metrics is not None:
             # once per batch and kind: a labelled counter update costs microseconds
             for (kind, late), count in counts.items():

@@ -18,6 +18,7 @@ from faust.types import TP
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.kafka_io import first_offset_from
 from aupwatch.streams.worker.faust_app import seek_to_committed
+from aupwatch.streams.worker.flow import FlowMetrics, InputFlow
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.offsets import SEEK, TAKE, Offsets
 
@@ -49,12 +50,24 @@ class PartitionTracker:
         self.inputs = inputs
         self.metrics = metrics
         self.offsets = Offsets()
+        registry = getattr(metrics, "registry", None)
+        self.flow = InputFlow(
+            app,
+            names["input"],
+            names["detect"],
+            inputs,
+            config.worker.max_undecided,
+            FlowMetrics(registry) if registry is not None else None,
+        )
 
     async def admit(self, events: list[Any]) -> list[Any]:
         """The events to take: of assigned partitions, each partition in offset order.
 
-        A partition read past its next offset is sought back to it.
+        A partition read past its next offset is sought back to it; messages of input
+        partitions paused for backpressure are held back (``flow``).
         """
+        events = self.flow.gate(events)
+        await self.flow.apply()  # a partition the gate paused stops fetching now
         assigned = self.app.consumer.assignment()
         kept = []
         seek = {}
@@ -116,11 +129,15 @@ class PartitionTracker:
             # in the consumer's thread (a direct seek races its fetcher)
             await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
         held = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
+        self.flow.restart(held)  # read again from their committed offsets
         self.inputs.assign(held, time.monotonic())
         return len(held)
 
     def revoked(self, revoked: Any) -> None:
         """Forgets revoked partitions: their uncommitted messages are read again."""
+        lost = {(tp.topic, tp.partition) for tp in revoked}
+        self.flow.lost({tp: q for tp, q in self.offsets.pending.items() if tp in lost})
+        self.flow.restart({tp.partition for tp in revoked if tp.topic == self.names["input"]})
         for tp in revoked:
             if tp.topic == self.names["input"]:
                 self.inputs.revoke(tp.partition)

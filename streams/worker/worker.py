@@ -94,6 +94,7 @@ class Worker:
             metrics,
             config.worker.dead_letter_max_bytes,
             Routing.of(config.detectors),
+            self.tracker.flow.ingested,
         )
         self.tables: dict[str, Any] = {}
         self.stages: dict[str, Stage] = {}
@@ -156,6 +157,7 @@ class Worker:
                             else:
                                 done = await self._stage(name, prefix, events)
                             self.tracker.offsets.decide(done)
+                            await self._flow()
                         if self.metrics is not None:
                             self.metrics.batch(name)
                         await self.checkpointer.maybe()
@@ -259,6 +261,7 @@ class Worker:
             if marks:
                 await self.outbox.parts("detect", {}, marks)
             await self.tracker.reseek(now)
+            await self._flow()
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             self._report_stalls(now)
@@ -268,6 +271,29 @@ class Worker:
                 if self.metrics is not None:
                     self._count_state()
         await self.checkpointer.maybe()
+
+    async def _flow(self) -> None:
+        """Backpressure: pauses and resumes input partitions; takes what a resume released.
+
+        Call with the lock held: released messages go before any later batch.
+        """
+        await self.tracker.flow.review(self._decided())
+        released = self.tracker.flow.release()
+        if released:
+            events = await self.tracker.admit(released)
+            if events:
+                self.tracker.offsets.decide(await self.ingest.take(events))
+
+    def _decided(self) -> int | None:
+        """The lowest detect-stage watermark this worker knows (None: it knows none).
+
+        Its own detect shards, and every detect shard's marker its throttle shards hold:
+        input records at or below it are decided, their internal messages committable.
+        """
+        marks = [shard.wm for shard in self.stages["detect"].shards.values()]
+        for upstream in self.stages["throttle"].upstream.values():
+            marks.extend(wm for wm, _ in upstream.marks.values())
+        return min(marks, default=None)
 
     def _forget_emitted(self) -> None:
         """Bounds the remembered alert versions by the alerts stage's watermark."""
@@ -323,11 +349,14 @@ class Worker:
             self.metrics.worker_assigned(held)
 
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
-        # persist what is decided first: partitions are re-read from committed offsets after
-        # the rebalance, and a shard rebuilt from its table must match its frontier
+        # persist and commit what is decided first: partitions are re-read from committed
+        # offsets after the rebalance, and a shard rebuilt from its table must match its
+        # frontier. aiokafka keeps the member in its generation until this returns, so the
+        # commit lands before any new owner reads, or the broker refuses it (then the
+        # last checkpoint holds).
         async with self.lock:
             try:
-                await self.checkpointer.run(commit=False)
+                await self.checkpointer.run()
             except Exception:  # the broker may be unreachable: then the last checkpoint holds
                 log.exception("checkpoint before rebalance failed")
         roles = {self.names[role]: name for name, role, _ in STAGES}

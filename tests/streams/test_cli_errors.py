@@ -193,3 +193,10 @@ def test_replay_metrics_have_no_created_series_and_count_dead_letters_by_kind(
         proc.stdin.close()
         proc.wait(timeout=BOUND)
     assert proc.returncode == 0
+
+
+def test_a_bad_max_undecided_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[worker]\nmax_undecided = -5\n")
+    result = run(tmp_path, "replay", "--config", str(config), "/dev/null")
+    assert_one_line_error(result, "worker.max_undecided must not be negative")

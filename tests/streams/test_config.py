@@ -12,6 +12,8 @@ def test_environment_overrides_a_worker_setting() -> None:
     config = load_config(None, {"AUPWATCH_WORKER__SEEN_CHUNK": "64"})
     assert config.worker.seen_chunk == 64
     assert load_config(None, {}).worker.seen_chunk == 512
+    assert load_config(None, {"AUPWATCH_WORKER__MAX_UNDECIDED": "0"}).worker.max_undecided == 0
+    assert load_config(None, {}).worker.max_undecided == 20_000
 
 
 @pytest.mark.parametrize(
@@ -21,6 +23,8 @@ def test_environment_overrides_a_worker_setting() -> None:
         ("AUPWATCH_WORKER__BATCH_SIZE", "0", "worker.batch_size must be at least 1"),
         ("AUPWATCH_WORKER__INTERNAL_BATCH", "-5", "worker.internal_batch must not be negative"),
         ("AUPWATCH_WORKER__SEEN_CHUNK", "'many'", "worker.seen_chunk must be of type int"),
+        ("AUPWATCH_WORKER__MAX_UNDECIDED", "-1", "worker.max_undecided must not be negative"),
+        ("AUPWATCH_WORKER__MAX_UNDECIDED", "2.5", "worker.max_undecided must be of type int"),
     ],
 )
 def test_bad_worker_settings_are_refused(name: str, raw: str, message: str) -> None:

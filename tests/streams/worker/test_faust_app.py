@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,8 @@ import mode
 import pytest
 from faust.stores import memory
 from faust.tables import base as tables
+from faust.tables import recovery
+from faust.transport import consumer as transport_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
@@ -117,3 +120,172 @@ def test_a_signal_arms_the_forced_exit_once(monkeypatch: pytest.MonkeyPatch) -> 
 
 def _app() -> faust.App:
     return faust.App("pin", **faust_app.faust_settings(AppConfig()))
+
+
+def test_fetching_pauses_and_resumes_in_aiokafka_in_the_consumer_thread() -> None:
+    assert callable(aiokafka.AIOKafkaConsumer.pause)
+    assert callable(aiokafka.AIOKafkaConsumer.resume)
+    done: list[tuple[str, set[Any]]] = []
+
+    class Raw:
+        def assignment(self) -> set[Any]:
+            return {TP("in", 0), TP("in", 1)}
+
+        def pause(self, *tps: Any) -> None:
+            done.append(("pause", set(tps)))
+
+        def resume(self, *tps: Any) -> None:
+            done.append(("resume", set(tps)))
+
+    class Thread:
+        def _ensure_consumer(self) -> Raw:
+            return Raw()
+
+        async def call_thread(self, fn: Any, *args: Any) -> Any:
+            done.append(("thread", set()))
+            return fn(*args)
+
+    consumer = SimpleNamespace(_thread=Thread())
+    # partition 2 is not assigned (a rebalance under way): left alone
+    asyncio.run(faust_app.pause_fetching(consumer, {TP("in", 1), TP("in", 2)}))
+    asyncio.run(faust_app.resume_fetching(consumer, {TP("in", 1)}))
+    assert done == [
+        ("thread", set()),
+        ("pause", {TP("in", 1)}),
+        ("thread", set()),
+        ("resume", {TP("in", 1)}),
+    ]
+
+
+class Records:
+    """aiokafka's partition records: three messages from offset 5."""
+
+    def __init__(self) -> None:
+        self.next_fetch_offset = 5
+        self.left = [5, 6, 7]
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> int:
+        if not self.left:
+            raise StopIteration
+        self.next_fetch_offset = self.left[0] + 1
+        return self.left.pop(0)
+
+
+def test_aiokafka_returns_nothing_of_a_paused_partition_and_keeps_its_position() -> None:
+    """What makes a pause exact: the records fetched beyond are dropped, not skipped."""
+    from aiokafka.consumer.fetcher import FetchResult
+    from aiokafka.consumer.subscription_state import Assignment
+    from aiokafka.structs import TopicPartition
+
+    async def run() -> tuple[list[Any], int, list[Any], int]:
+        tp = TopicPartition("in", 0)
+        assignment = Assignment({tp})
+        state = assignment.state_value(tp)
+        state.seek(5)
+        state.pause()
+        paused = FetchResult(tp, assignment=assignment, partition_records=Records(), backoff=0)
+        got_paused, at = paused.getall(), state.position
+        state.resume()
+        fresh = FetchResult(tp, assignment=assignment, partition_records=Records(), backoff=0)
+        return got_paused, at, fresh.getall(), state.position
+
+    assert asyncio.run(run()) == ([], 5, [5, 6, 7], 8)
+
+
+def test_a_rebalance_gives_every_aiokafka_partition_a_fresh_unpaused_state() -> None:
+    from aiokafka.consumer.subscription_state import Subscription
+    from aiokafka.structs import TopicPartition
+
+    async def run() -> tuple[bool, bool]:
+        tp = TopicPartition("in", 0)
+        subscription = Subscription(["in"])
+        subscription._assign({tp})
+        subscription.assignment.state_value(tp).pause()
+        before = subscription.assignment.state_value(tp).paused
+        subscription._assign({tp})  # the same partition again, as a rebalance does
+        return before, subscription.assignment.state_value(tp).paused
+
+    assert asyncio.run(run()) == (True, False)
+
+
+def test_faust_drops_fetched_records_of_partitions_it_finds_inactive() -> None:
+    """Why the worker does not pause through Faust's active partitions, and why no pause
+    of Faust's own touches aiokafka's flag: Faust never calls aiokafka's pause."""
+    getmany = inspect.getsource(transport_consumer.Consumer.getmany)
+    assert "or tp in active_partitions" in getmany
+    assert "yield tp, to_message(tp, record)" in getmany
+    fetched = inspect.getsource(driver.AIOKafkaConsumerThread._fetch_records)
+    assert "fetcher.fetched_records(" in fetched and "active_partitions" in fetched
+    for module in (driver, transport_consumer, recovery, faust.app.base):
+        calls = re.findall(r"[\w.]*\.(?:pause|resume)\(", inspect.getsource(module))
+        # Faust's flow control (an event of its own) is the only thing it resumes that way
+        assert all(call.endswith("flow_control.resume(") for call in calls), calls
+
+
+def test_a_rebalance_starts_before_and_waits_for_the_revocation_handlers() -> None:
+    """Why a pause made under the worker's lock lands before the next assignment."""
+    listener = inspect.getsource(driver.ConsumerRebalanceListener.on_partitions_revoked)
+    assert listener.index("app.on_rebalance_start()") < listener.index("return thread.")
+    from aiokafka.consumer import group_coordinator
+
+    prepare = inspect.getsource(group_coordinator.GroupCoordinator._on_join_prepare)
+    assert "res = self._subscription.listener.on_partitions_revoked(revoked)" in prepare
+    assert "await res" in prepare
+    revoked = inspect.getsource(faust.App._on_partitions_revoked)
+    assert "await T(self.on_partitions_revoked.send)(revoked)" in revoked
+    assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
+
+
+def test_the_app_says_when_it_is_rebalancing_or_recovering() -> None:
+    app = SimpleNamespace(rebalancing=False, in_recovery=False)
+    assert faust_app.settled(app)
+    assert not faust_app.settled(SimpleNamespace(rebalancing=True, in_recovery=False))
+    assert not faust_app.settled(SimpleNamespace(rebalancing=False, in_recovery=True))
+    real = _app()
+    assert (real.rebalancing, real.in_recovery) == (False, False)
+    assert faust_app.settled(real)
+    assert "self.rebalancing = True" in inspect.getsource(faust.App.on_rebalance_start)
+    assert "self.rebalancing = False" in inspect.getsource(faust.App.on_rebalance_end)
+    assert "self.app.in_recovery = True" in inspect.getsource(recovery.Recovery)
+
+
+def test_a_commit_refused_after_a_rebalance_fails_quietly() -> None:
+    """Why the worker may commit in its revocation handler.
+
+    aiokafka keeps the member (and its heartbeat) in the old generation while the handler
+    runs, so a commit there lands before any new owner reads; a commit from a member the
+    group already left behind is refused with "already rebalanced", which Faust reports as
+    a failed commit instead of crashing the worker.
+    """
+    from aiokafka import errors
+    from aiokafka.consumer import group_coordinator
+
+    assert "as it can commit offsets" in inspect.getsource(group_coordinator.GroupCoordinator)
+
+    async def refused(error: type[Exception]) -> str:
+        async def known() -> None:
+            pass
+
+        async def do_commit(assignment: Any, offsets: Any) -> None:
+            raise error()
+
+        member = SimpleNamespace(
+            ensure_coordinator_known=known,
+            _commit_lock=asyncio.Lock(),
+            _do_commit_offsets=do_commit,
+        )
+        with pytest.raises(errors.CommitFailedError) as exc:
+            await group_coordinator.GroupCoordinator.commit_offsets(member, None, {})  # type: ignore[arg-type]
+        return str(exc.value)
+
+    for error in (
+        errors.UnknownMemberIdError,
+        errors.IllegalGenerationError,
+        errors.RebalanceInProgressError,
+    ):
+        assert "already rebalanced" in asyncio.run(refused(error))
+    faust_commit = inspect.getsource(driver.AIOKafkaConsumerThread._commit)
+    assert 'if "already rebalanced" in str(exc):\n                return False' in faust_commit
