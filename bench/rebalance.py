@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stream import BOOT, free_port, scrape  # noqa: E402
+from bench.stream_kafka import BOOT, free_port, scrape  # noqa: E402
 from tests.streams.harness import (  # noqa: E402
     AUPWATCH,
     Deployment,
