@@ -93,10 +93,10 @@ class Deployment:
         )
 
     def start_worker(
-        self, name: str, metrics_port: int | None = None, **env: str
+        self, name: str, metrics_port: int | None = None, log_level: str = "WARNING", **env: str
     ) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("ab")
-        cmd = [*AUPWATCH, "worker", "--log-level", "WARNING"]
+        cmd = [*AUPWATCH, "worker", "--log-level", log_level]
         if metrics_port:
             cmd += ["--metrics-port", str(metrics_port)]
         extra = {"AUPWATCH_WORKER__DATA_DIR": str(self.tmp / f"data-{name}"), **env}

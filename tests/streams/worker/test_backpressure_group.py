@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,6 @@ from typing import Any
 import pytest
 
 from tests.streams.harness import (
-    AUPWATCH,
-    REPO_ROOT,
     Deployment,
     deployment,
     describe_difference,
@@ -24,15 +21,7 @@ pytestmark = pytest.mark.integration
 
 def start(dep: Deployment, name: str, limit: int) -> None:
     """A worker logging at INFO (pause and resume lines) with ``max_undecided = limit``."""
-    log = (dep.tmp / f"{name}.log").open("ab")
-    env = dep.env(
-        AUPWATCH_WORKER__DATA_DIR=str(dep.tmp / f"data-{name}"),
-        AUPWATCH_WORKER__MAX_UNDECIDED=str(limit),
-    )
-    cmd = [*AUPWATCH, "worker", "--log-level", "INFO"]
-    dep.procs.append(
-        subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    )
+    dep.start_worker(name, log_level="INFO", AUPWATCH_WORKER__MAX_UNDECIDED=str(limit))
 
 
 def test_a_small_limit_pauses_and_resumes_and_matches_replay(
