@@ -7,15 +7,22 @@ partition, the records taken whose event time the group has not yet decided past
 ``PausePolicy`` says which partitions to pause and resume. Kafka-agnostic and pure: the
 tracker applies what they return.
 
+Two reasons to pause a partition: more than the limit undecided while it leads the slowest
+active partition its worker holds in event time (its records wait for the others), or more
+than the limit *ready*: undecided at or below the worker's horizon, the smallest promise
+(event time minus the allowed lateness) of its active partitions, so they wait only for the
+group's decisions to be worked through, not for more input. The second bounds the slowest
+partition too: without it, the slowest took whole batches while the detect stage lagged.
+
 Why the rule cannot deadlock: a detect shard decides up to the smallest promise of all
-input partitions of the group (minus the allowed lateness), idle ones passed over. A
-partition is paused only while it leads the slowest active partition its worker holds, so
-every worker keeps its slowest partition running. The partition holding the group's
-watermark is the slowest of its own worker's partitions too, so it is never paused and the
-watermark keeps moving while it has records; one that runs out becomes idle and stops
-holding it. A paused partition resumes as soon as it no longer leads (the slowest caught up
-with it) or its undecided records fall to half the limit, so none waits on a decision that
-needs its own records.
+input partitions of the group, idle ones passed over. A leading partition resumes once it
+no longer leads or its undecided records fall to half the limit, so none waits on records
+of its own worker's slowest partition. Ready records need no more input from the worker's
+own partitions: they wait for the pipeline and for partitions of other workers. The worker
+whose horizon is the group's smallest has every ready record decidable once the pipeline
+drains, so its partitions resume and its horizon moves; the others follow. A partition that
+runs out of records becomes idle and stops holding the watermark. Records within the
+allowed lateness of the slowest partition are never ready, so a dense partition still runs.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ class InputState(NamedTuple):
         undecided: Records taken and not yet decided.
         event_time: Largest event time read from it, microseconds (``NEVER``: none yet).
         idle: Whether it is marked idle (read to its end, quiet).
+        ready: Of ``undecided``, those at or below the worker's horizon (no more input
+            from its partitions is needed to decide them).
     """
 
     undecided: int
     event_time: int
     idle: bool
+    ready: int = 0
 
 
 class Transitions(NamedTuple):
@@ -84,6 +94,19 @@ class UndecidedLedger:
         """Records of partition ``q`` not yet decided."""
         return self.counts.get(q, 0)
 
+    def ready(self, q: int, horizon: int) -> int:
+        """Undecided records of ``q`` in messages at or below ``horizon``, as a prefix.
+
+        Walks only the ready head (a message above the horizon ends it), so the cost is
+        bounded by what the policy bounds.
+        """
+        out = 0
+        for max_ts, records in self.messages.get(q, ()):
+            if max_ts > horizon:
+                break
+            out += records
+        return out
+
     def forget(self, q: int) -> None:
         """Drops a revoked partition (its new owner counts what it reads)."""
         self.messages.pop(q, None)
@@ -94,8 +117,8 @@ class PausePolicy:
     """Which input partitions to pause and resume (watermark alignment with a budget).
 
     Pause a partition when its undecided records pass ``limit`` and its event time leads
-    the slowest non-idle partition held; resume it when it no longer leads, or when its
-    undecided records fall to ``limit // 2`` (hysteresis against flapping).
+    the slowest non-idle partition held, or when its ready records pass ``limit``; resume
+    it when neither holds at ``limit // 2`` (hysteresis against flapping).
 
     Args:
         limit: ``worker.max_undecided``; 0 never pauses.
@@ -119,11 +142,9 @@ class PausePolicy:
         if not self.limit:
             return NOTHING
         slowest = _slowest(states)
-        resume = frozenset(q for q in self.paused if not self._holds(states[q], slowest))
+        resume = frozenset(q for q in self.paused if not _over(states[q], slowest, self.resume_at))
         pause = frozenset(
-            q
-            for q, s in states.items()
-            if q not in self.paused and s.undecided > self.limit and _leads(s, slowest)
+            q for q, s in states.items() if q not in self.paused and _over(s, slowest, self.limit)
         )
         self.paused = (self.paused - resume) | pause
         return Transitions(pause, resume) if pause or resume else NOTHING
@@ -133,21 +154,28 @@ class PausePolicy:
 
         Called per message between reviews, with ``undecided`` counting the messages
         taken so far in this batch, so a partition overshoots by at most one message.
+        Records taken in this batch count as ready too (their event times are not known
+        yet): the slowest partition takes at most the limit between reviews.
         """
         if q in self.paused:
             return False
-        if not self.limit or undecided <= self.limit or not _leads(states[q], _slowest(states)):
+        s = states[q]
+        if not self.limit or undecided <= self.limit:
+            return True
+        taking = s._replace(undecided=undecided, ready=s.ready + undecided - s.undecided)
+        if not _over(taking, _slowest(states), self.limit):
             return True
         self.paused.add(q)
         return False
 
-    def _holds(self, state: InputState, slowest: int | None) -> bool:
-        """Whether a paused partition stays paused."""
-        return state.undecided > self.resume_at and _leads(state, slowest)
-
     def forget(self) -> None:
         """A rebalance: partitions are read again from their commits, unpaused; start afresh."""
         self.paused.clear()
+
+
+def _over(state: InputState, slowest: int | None, bar: int) -> bool:
+    """Whether a partition's records pass ``bar``: undecided while it leads, or ready."""
+    return state.ready > bar or (state.undecided > bar and _leads(state, slowest))
 
 
 def _slowest(states: Mapping[int, InputState]) -> int | None:

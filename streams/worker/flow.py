@@ -106,14 +106,22 @@ class InputFlow:
         self.applied: set[int] = set()  # partitions paused on the consumer
 
     def states(self) -> dict[int, InputState]:
-        """What the policy needs of every input partition held."""
+        """What the policy needs of every input partition held.
+
+        Ready records are those at or below the horizon: the smallest promise (event time
+        minus the allowed lateness) of the non-idle partitions held.
+        """
         clocks, idle, ledger = self.inputs.clocks, self.inputs.idle, self.ledger
-        out = {}
+        times = {}
         for q in self.inputs.assigned_at:
             clock = clocks.get(q)
-            ts = clock.max_ts if clock is not None else NEVER
-            out[q] = InputState(ledger.undecided(q), ts, q in idle)
-        return out
+            times[q] = clock.max_ts if clock is not None else NEVER
+        active = [ts for q, ts in times.items() if q not in idle]
+        horizon = min(active) - self.inputs.lateness if active else NEVER
+        return {
+            q: InputState(ledger.undecided(q), ts, q in idle, ledger.ready(q, horizon))
+            for q, ts in times.items()
+        }
 
     def gate(self, events: list[Any]) -> list[Any]:
         """The events to go on with: none of an input partition paused now or in this batch.

@@ -15,8 +15,8 @@ from aupwatch.streams.worker.backpressure import (
 LIMIT = 1000
 
 
-def s(undecided: int, event_time: int, idle: bool = False) -> InputState:
-    return InputState(undecided, event_time, idle)
+def s(undecided: int, event_time: int, idle: bool = False, ready: int = 0) -> InputState:
+    return InputState(undecided, event_time, idle, ready)
 
 
 def test_a_partition_over_the_limit_that_leads_is_paused() -> None:
@@ -92,13 +92,34 @@ def test_admits_pauses_mid_batch_once_past_the_limit() -> None:
     assert not policy.admits(1, 1100, states)  # past it and leading: paused
     assert policy.paused == {1}
     assert not policy.admits(1, 0, states)  # paused: nothing more until a review resumes it
-    assert policy.admits(0, 10**6, states)  # the slowest is always taken
+    # the slowest: what a batch takes counts as ready (times not known yet), up to the limit
+    assert policy.admits(0, 1000, states)
+    assert not policy.admits(0, 1100, states)
+    assert policy.paused == {0, 1}
+
+
+def test_the_slowest_pauses_on_ready_records_and_resumes_at_half_the_limit() -> None:
+    policy = PausePolicy(LIMIT)
+    # undecided only within the allowed lateness (not ready): the slowest runs however many
+    assert not policy.review({0: s(10**6, 100, ready=LIMIT), 1: s(0, 200)}).pause
+    change = policy.review({0: s(10**6, 100, ready=LIMIT + 1), 1: s(0, 200)})
+    assert change == Transitions(frozenset({0}), frozenset())
+    assert not policy.review({0: s(10**6, 100, ready=LIMIT // 2 + 1), 1: s(0, 200)}).resume
+    assert policy.review({0: s(10**6, 100, ready=LIMIT // 2), 1: s(0, 200)}).resume == {0}
+
+
+def test_a_partition_that_took_a_batch_with_its_ready_records_is_paused() -> None:
+    policy = PausePolicy(LIMIT)
+    states = {0: s(600, 100, ready=600), 1: s(0, 200)}
+    assert policy.admits(0, 1000, states)
+    assert not policy.admits(0, 1001, states)  # 600 ready + 401 taken: past the limit
 
 
 def test_no_wait_for_ever_whatever_the_order() -> None:
-    """Partitions read at random speeds, decisions at the slowest: everything gets read.
+    """Partitions read at random speeds, decisions lagging at the slowest: all gets read.
 
-    A deadlock would leave records unread with every unread partition paused.
+    A deadlock would leave records unread with every unread partition paused and every
+    decision made.
     """
     rng = random.Random(3)
     for _ in range(50):
@@ -107,26 +128,28 @@ def test_no_wait_for_ever_whatever_the_order() -> None:
         records = {q: sorted(rng.sample(range(10_000), rng.randint(0, 3000))) for q in range(parts)}
         read = dict.fromkeys(records, 0)
         policy, ledger = PausePolicy(rng.choice([50, 200, 1000])), UndecidedLedger()
-        for _ in range(100_000):
+        lateness, lag = rng.choice([0, 5, 300]), rng.randint(0, 20)
+        decisions = [NEVER] * (lag + 1)  # the group decides what it could ``lag`` steps ago
+        for _ in range(200_000):
+            times = {q: records[q][read[q] - 1] if read[q] else NEVER for q in records}
+            idle = {q: read[q] == len(records[q]) for q in records}
+            fronts = [t for q, t in times.items() if not idle[q]]
+            horizon = min(fronts, default=10_000) - lateness
             states = {
-                q: InputState(
-                    ledger.undecided(q),
-                    records[q][read[q] - 1] if read[q] else NEVER,
-                    read[q] == len(records[q]),
-                )
+                q: InputState(ledger.undecided(q), times[q], idle[q], ledger.ready(q, horizon))
                 for q in records
             }
             policy.review(states)
             active = [q for q in records if read[q] < len(records[q]) and q not in policy.paused]
-            if not active:
+            if not active and all(d == horizon for d in decisions):
                 break
-            q = rng.choice(active)
-            take = records[q][read[q] : read[q] + rng.randint(1, 40)]
-            read[q] += len(take)
-            ledger.ingested(q, take[-1], len(take))
-            # the group decides up to the slowest partition that is not read to its end
-            fronts = [states[p].event_time for p in records if not states[p].idle]
-            ledger.settle(min(fronts, default=10_000) - 5)
+            if active:
+                q = rng.choice(active)
+                take = records[q][read[q] : read[q] + rng.randint(1, 40)]
+                read[q] += len(take)
+                ledger.ingested(q, take[-1], len(take))
+            decisions = [*decisions[1:], horizon]
+            ledger.settle(decisions[0])
         assert read == {q: len(r) for q, r in records.items()}
 
 
@@ -142,5 +165,8 @@ def test_the_ledger_counts_undecided_records_as_a_prefix() -> None:
     ledger.settle(300)
     assert ledger.undecided(0) == 0
     ledger.ingested(0, 400, 4)
+    ledger.ingested(0, 350, 6)
+    ledger.ingested(0, 500, 2)
+    assert (ledger.ready(0, 399), ledger.ready(0, 400), ledger.ready(0, 10**6)) == (0, 10, 12)
     ledger.forget(0)
     assert ledger.undecided(0) == 0

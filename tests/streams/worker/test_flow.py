@@ -135,6 +135,21 @@ def test_a_resumed_partition_gets_its_held_messages_back_in_order() -> None:
     assert [e.message.offset for e in flow.held[1]] == [5]
 
 
+def test_the_slowest_partition_pauses_on_ready_records_until_they_are_decided() -> None:
+    flow, app, inputs, offsets = setup()
+    take(flow, inputs, offsets, [event(1, 0, 10), event(0, 0, 10)])
+    kept = take(flow, inputs, offsets, [event(0, i, 40) for i in range(1, 6)])
+    # partition 0 is the slowest, but what it takes is at or below the horizon: ready
+    assert [e.message.offset for e in kept] == [1, 2]
+    assert app.consumer.paused == {TP(IN, 0)}
+    assert flow.states()[0].ready == 90
+    review(flow, decided=0)  # 80 ready still: more than half the limit
+    assert app.consumer.paused == {TP(IN, 0)}
+    review(flow, decided=2)
+    assert not app.consumer.paused
+    assert [e.message.offset for e in flow.release()] == [3, 4, 5]
+
+
 def test_nothing_is_paused_or_resumed_while_faust_rebalances_or_recovers() -> None:
     flow, app, inputs, offsets = setup()
     take(flow, inputs, offsets, [event(0, 0, 10), event(1, 0, 10)])
