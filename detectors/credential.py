@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
+from aupwatch.detectors.item import C_APP, C_DEV, C_IP, C_OP, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import applied, fired
 
@@ -44,7 +44,7 @@ class Sharing:
                 # is owned by the developer that event names
                 return {"dev": developer, "app": app}
             return state  # rotated, revoked, deleted: the owner stays
-        _, developer, app, operation, status, address = payload
+        developer, app = payload[C_DEV], payload[C_APP]
         if state is None:
             return {"dev": developer, "app": app}
         owner = state["dev"]
@@ -63,8 +63,8 @@ class Sharing:
             subject,
             oid=item[EVENT_ID],
             evidence={"owner_app_id": state["app"]},
-            counters={"calls": 1, "succeeded": 1 if 200 <= status < 300 else 0},
-            distinct={"operations": operation, "source_ips": address},
+            counters={"calls": 1, "succeeded": 1 if 200 <= payload[C_STATUS] < 300 else 0},
+            distinct={"operations": payload[C_OP], "source_ips": payload[C_IP]},
         )
         return state
 

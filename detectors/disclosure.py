@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
+from aupwatch.detectors.item import C_SELLER, EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Disclosure:
         payload = item[PAYLOAD]
         ts = item[TS]
         if payload[0] == "c":
-            seller = payload[1]
+            seller = payload[C_SELLER]
             if state is None:
                 state = {"own": {seller: ts}}
                 if self.retention:

@@ -13,7 +13,7 @@ from bisect import bisect_right, insort
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
+from aupwatch.detectors.item import C_DEV, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ class Disrespect:
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Counts the call; a 429 that finds the condition met is an occurrence."""
         ts = item[TS]
-        developer, status = item[PAYLOAD]
+        call = item[PAYLOAD]
+        developer, status = call[C_DEV], call[C_STATUS]
         if state is None:
             state = {"c": [], "q": [], "_t": ts + self.horizon}
         elif "_t" not in state:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
+from aupwatch.detectors.item import C_DEV, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import expired, rearm, touch
 from aupwatch.schemas.records import format_ts
@@ -59,7 +59,7 @@ class Dormant:
         ts = item[TS]
         payload = item[PAYLOAD]
         if payload[0] == "k":
-            _, action, developer = payload
+            action, developer = payload[1], payload[2]
             if state is None:
                 state = {
                     "dev": developer,
@@ -80,7 +80,7 @@ class Dormant:
             state["st"] = "active"
             state["warned"] = False
             return self._arm(state)
-        _, developer, status = payload
+        developer, status = payload[C_DEV], payload[C_STATUS]
         ok = 200 <= status < 300
         if state is None:
             state = {

@@ -13,11 +13,12 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
-from itertools import compress, count, islice, repeat
-from operator import gt, itemgetter, le
+from itertools import count
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aupwatch.detectors.item import EVENT_ID, KEY, RANK, TS
+from aupwatch.detectors.bulk import prune, sort_ties
+from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.item import Item as Item  # re-exported: operators import it here
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ State = dict[str, Any]
 Entry = list[Any]
 SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
-_ORDER = itemgetter(TS, RANK, EVENT_ID, KEY)
 _TS = itemgetter(TS)
 _FOREVER = 1 << 62
 _GC_TIMER = "\x00gc"  # engine-internal: marks a collection timer in the heap, never stored
@@ -144,10 +144,15 @@ class Shard:
                     heapq.heappush(self.tokens, (max(map(_TS, items)), next(self._seq), token))
                 return
         latest = NEVER
-        for item in items:
-            ts = item[TS]
-            if ts <= self.max_frontier and self._restored(item):
-                continue
+        for given in items:
+            ts = given[TS]
+            if ts > self.max_frontier:
+                item = given
+            else:
+                left = self._unrestored(given)
+                if left is None:
+                    continue
+                item = left
             if ts <= wm:
                 out.late_items += 1
                 n_fwd, n_occ = len(out.forwards), len(out.occurrences)
@@ -175,11 +180,18 @@ class Shard:
         self.wm = max(self.wm, frontier)
         self.max_frontier = max(self.max_frontier, frontier)
 
-    def _restored(self, item: Item) -> bool:
-        if item[TS] <= self.frontier:
-            return True
-        entry = self.store.get(item[KEY])
-        return entry is not None and len(entry) > WRITTEN and item[TS] <= entry[WRITTEN]
+    def _unrestored(self, item: Item) -> Item | None:
+        """The item without the keys that applied it before a restart (None: all did)."""
+        ts = item[TS]
+        if ts <= self.frontier:
+            return None
+        keys = item[KEY]
+        left = [k for k in _keys(keys) if not _written_after(self.store.get(k), ts)]
+        if not left:
+            return None
+        if type(keys) is str:
+            return item
+        return (ts, item[RANK], item[EVENT_ID], left, item[PAYLOAD], item[ORIGIN])
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -202,7 +214,7 @@ class Shard:
             else:
                 ready = buf[:cut]
                 del buf[:cut]
-            _sort_ties(ready)
+            sort_ties(ready)
             self._decide(ready, out)
         timers = self.timers
         while timers and timers[0][0] <= wm:
@@ -230,54 +242,59 @@ class Shard:
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
             ts = item[TS]
-            if nxt <= ts:
-                while timers and timers[0][0] <= ts:
-                    due, tkey = heapq.heappop(timers)
-                    fire(due, tkey, out)
-                nxt = timers[0][0] if timers else _FOREVER
-            key = item[KEY]
-            apply, timed = applies[key[0]]
-            entry = get(key)
-            if entry is None:
-                emitted = len(forwards) + len(occurrences) + len(alerts)
-                state = apply(key, None, item, out)
-                if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
-                    continue  # changed nothing: a re-delivery would change nothing either
-                entry = [{item[EVENT_ID]: ts}, state, _PRUNE_MIN]
-                store[key] = entry
-                old_t = None
-            else:
-                seen = entry[SEEN]
-                eid = item[EVENT_ID]
-                if eid in seen:
-                    out.duplicates += 1
-                    continue
-                seen[eid] = ts
-                if len(seen) >= entry[PRUNE_AT]:
-                    # amortised O(1): after a prune the next one waits until the set doubles
-                    _prune(seen, self.wm - self.config.dedup_horizon)
-                    entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
-                state = entry[STATE]
-                old_t = None if state is None or not timed else state.get("_t")
-                state = apply(key, state, item, out)
-                entry[STATE] = state
-            # as _store_state does
-            if track_dirty:
-                dirty_add(key)
-            if state is None:
-                if key not in gc_pending:
-                    self._push_gc(key, entry[SEEN])
-                    nxt = min(nxt, timers[0][0])
-            elif timed:
-                new_t = state.get("_t")
-                if new_t is not None and new_t != old_t:
-                    heappush(timers, (new_t, key))
-                    if new_t < nxt:
-                        nxt = new_t
+            eid = item[EVENT_ID]
+            keys = item[KEY]
+            # a later stage's item has one key; a detect item, a record's keys in the shard
+            for key in (keys,) if type(keys) is str else keys:
+                if nxt <= ts:  # as before every item: a timer due by now fires first
+                    while timers and timers[0][0] <= ts:
+                        due, tkey = heapq.heappop(timers)
+                        fire(due, tkey, out)
+                    nxt = timers[0][0] if timers else _FOREVER
+                apply, timed = applies[key[0]]
+                entry = get(key)
+                if entry is None:
+                    emitted = len(forwards) + len(occurrences) + len(alerts)
+                    state = apply(key, None, item, out)
+                    if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
+                        continue  # changed nothing: a re-delivery would change nothing either
+                    entry = [{eid: ts}, state, _PRUNE_MIN]
+                    store[key] = entry
+                    old_t = None
+                else:
+                    seen = entry[SEEN]
+                    if eid in seen:
+                        out.duplicates += 1
+                        continue
+                    seen[eid] = ts
+                    if len(seen) >= entry[PRUNE_AT]:
+                        # amortised O(1): after a prune the next waits until the set doubles
+                        prune(seen, self.wm - self.config.dedup_horizon)
+                        entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+                    state = entry[STATE]
+                    old_t = None if state is None or not timed else state.get("_t")
+                    state = apply(key, state, item, out)
+                    entry[STATE] = state
+                # as _store_state does
+                if track_dirty:
+                    dirty_add(key)
+                if state is None:
+                    if key not in gc_pending:
+                        self._push_gc(key, entry[SEEN])
+                        nxt = min(nxt, timers[0][0])
+                elif timed:
+                    new_t = state.get("_t")
+                    if new_t is not None and new_t != old_t:
+                        heappush(timers, (new_t, key))
+                        if new_t < nxt:
+                            nxt = new_t
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late item (no timers fire first); ``_decide`` inlines the same."""
-        key = item[KEY]
+        for key in _keys(item[KEY]):
+            self._apply_key(key, item, out)
+
+    def _apply_key(self, key: str, item: Item, out: Output) -> None:
         entry = self.store.get(key)
         if entry is None:
             emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
@@ -297,7 +314,7 @@ class Shard:
         seen[item[EVENT_ID]] = item[TS]
         if len(seen) >= entry[PRUNE_AT]:
             # amortised O(1): after a prune the next one waits until the set doubles
-            _prune(seen, self.wm - self.config.dedup_horizon)
+            prune(seen, self.wm - self.config.dedup_horizon)
             entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
         state = entry[STATE]
         old_t = None if state is None else state.get("_t")
@@ -310,7 +327,7 @@ class Shard:
             self._gc_pending.discard(key)
             entry = self.store.get(key)
             if entry is not None and entry[STATE] is None:
-                _prune(entry[SEEN], due - self.config.dedup_horizon)
+                prune(entry[SEEN], due - self.config.dedup_horizon)
                 if entry[SEEN]:
                     self._push_gc(key, entry[SEEN])
                 else:
@@ -362,39 +379,11 @@ class Shard:
         return dirty
 
 
-def _sort_ties(items: list[Item]) -> None:
-    """Completes the (ts, rank, event id, key) order of items already sorted by ts.
-
-    Only runs of equal ts can be out of order; whole items are compared to find them (a
-    tie on those four fields goes on to the payloads, which may fail to compare: then all
-    items are sorted). Each run is sorted stably, so the result is that of one stable
-    sort of the whole list.
-    """
-    try:
-        bad = list(compress(count(), map(gt, items, islice(items, 1, None))))
-    except TypeError:
-        items.sort(key=_ORDER)
-        return
-    n = len(items)
-    end = 0
-    for i in bad:
-        if i < end:
-            continue  # inside a run sorted already
-        ts = items[i][TS]
-        lo, end = i, i + 2
-        while lo > 0 and items[lo - 1][TS] == ts:
-            lo -= 1
-        while end < n and items[end][TS] == ts:
-            end += 1
-        items[lo:end] = sorted(items[lo:end], key=_ORDER)
+def _keys(keys: str | list[str]) -> list[str] | tuple[str]:
+    """The state keys of an item: a detect-stage item's list, or a later stage's one key."""
+    return (keys,) if isinstance(keys, str) else keys
 
 
-def _prune(seen: dict[str, int], before: int) -> None:
-    # at C speed, as busy keys prune often; usually every id has expired
-    if not seen or max(seen.values()) < before:
-        seen.clear()
-        return
-    keep = dict(compress(seen.items(), map(le, repeat(before), seen.values())))
-    if len(keep) < len(seen):  # the survivors (ts >= before), in their order
-        seen.clear()
-        seen.update(keep)
+def _written_after(entry: Entry | None, ts: int) -> bool:
+    """Whether a restored entry was persisted at or after ``ts`` (so it applied the item)."""
+    return entry is not None and len(entry) > WRITTEN and ts <= entry[WRITTEN]

@@ -48,79 +48,79 @@ class Routing:
 EVERY = Routing(frozenset(PREFIXES))
 
 
-def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> list[Item]:
-    """Turns one record into the detect-stage items it feeds (only the fields needed).
+def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> Item | None:
+    """Turns one record into its detect-stage item: the state keys it feeds, packed fields.
 
     Args:
         rec: A validated record.
         origin: Wall-clock ms at which the record was appended to Kafka (0 offline).
-        routing: Which items can change state (``Routing.of(config)``); the default
-            routes every item, which gives the same alerts at a higher cost.
+        routing: Which steps can change state (``Routing.of(config)``); the default
+            routes to every step, which gives the same alerts at a higher cost.
 
     Returns:
-        Items ``(ts, rank, event_id, state key, payload, origin)``, in the order the
-        engine decides them (by state key), which spares it a full sort. Payloads are
-        tuples (one allocation; JSON arrays like the lists a worker decodes).
+        ``(ts, rank, event_id, keys, packed, origin)``, keys in the order the engine
+        decides them, or None when no live step takes the record. A worker splits the
+        keys among the partitions that own them.
     """
     ts, eid = rec.ts, rec.event_id
     live = routing.prefixes
-    items: list[Item] = []
-    payload: tuple[Any, ...]
+    keys: list[str] = []
+    packed: tuple[Any, ...]
     if isinstance(rec, ApiCall):
-        app, seller, dev, status = rec.app_id, rec.seller_id, rec.developer_id, rec.status
-        operation, region, key_id = rec.operation, rec.region, rec.key_id
+        app, seller, operation, key_id = rec.app_id, rec.seller_id, rec.operation, rec.key_id
+        status = rec.status
         # prefixes in key order: D < G < K < L < O < R < U
         if "D" in live:
-            items.append((ts, 2, eid, f"D{SEP}{key_id}", ("c", dev, status), origin))
+            keys.append(f"D{SEP}{key_id}")
         agent = rec.user_agent
         if agent and "G" in live and agent not in routing.ignored_agents:
-            items.append((ts, 2, eid, f"G{SEP}{agent}", (dev, region, seller, operation), origin))
+            keys.append(f"G{SEP}{agent}")
         if "K" in live:
-            payload = ("c", dev, app, operation, status, rec.source_ip)
-            items.append((ts, 2, eid, f"K{SEP}{key_id}", payload, origin))
+            keys.append(f"K{SEP}{key_id}")
         if "L" in live:
-            payload = (dev, region, seller, operation, status)
-            items.append((ts, 2, eid, f"L{SEP}{rec.source_ip}", payload, origin))
+            keys.append(f"L{SEP}{rec.source_ip}")
         rids = rec.resource_ids
         if rids and 200 <= status < 300 and "O" in live:
             if len(rids) == 1:  # the usual case, without a comprehension's call
-                items.append((ts, 2, eid, f"O{SEP}{app}{SEP}{rids[0]}", ("c", seller), origin))
+                keys.append(f"O{SEP}{app}{SEP}{rids[0]}")
             else:
                 pre = f"O{SEP}{app}{SEP}"
-                items += [(ts, 2, eid, pre + rid, ("c", seller), origin) for rid in sorted(rids)]
+                keys += [pre + rid for rid in sorted(rids)]
         if "R" in live:
-            key = f"R{SEP}{app}{SEP}{seller}{SEP}{operation}"
-            items.append((ts, 2, eid, key, (dev, status), origin))
+            keys.append(f"R{SEP}{app}{SEP}{seller}{SEP}{operation}")
         if "U" in live:
-            payload = ("c", dev, operation, status)
-            items.append((ts, 2, eid, f"U{SEP}{app}{SEP}{seller}", payload, origin))
-        return items
+            keys.append(f"U{SEP}{app}{SEP}{seller}")
+        if not keys:
+            return None
+        packed = ("c", rec.developer_id, app, operation, status, rec.source_ip, seller, rec.region)
+        return (ts, 2, eid, keys, packed, origin)
     if isinstance(rec, Authorization):
         if "U" not in live:
-            return items
-        key = f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}"
+            return None
+        keys.append(f"U{SEP}{rec.app_id}{SEP}{rec.seller_id}")
         if rec.action == "grant":
-            return [(ts, 1, eid, key, ("g", list(rec.roles), rec.expires_at), origin)]
-        return [(ts, 1, eid, key, ("r",), origin)]
+            return (ts, 1, eid, keys, ("g", list(rec.roles), rec.expires_at), origin)
+        return (ts, 1, eid, keys, ("r",), origin)
     if isinstance(rec, DataAccess):
         if "O" in live:
-            payload = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
             pre = f"O{SEP}{rec.app_id}{SEP}"
-            items = [(ts, 3, eid, pre + rid, payload, origin) for rid in sorted(rec.resource_ids)]
+            keys += [pre + rid for rid in sorted(rec.resource_ids)]
         if rec.viewer_seller_id is not None and rec.viewer_type == "seller_user" and "U" in live:
             # the viewer's seller must have authorized the app (after the O keys: U > O)
-            key = f"U{SEP}{rec.app_id}{SEP}{rec.viewer_seller_id}"
-            items.append((ts, 3, eid, key, ("v", rec.viewer_id, rec.channel), origin))
-        return items
+            keys.append(f"U{SEP}{rec.app_id}{SEP}{rec.viewer_seller_id}")
+        if not keys:
+            return None
+        packed = ("a", rec.viewer_type, rec.viewer_id, rec.viewer_seller_id, rec.channel)
+        return (ts, 3, eid, keys, packed, origin)
     assert isinstance(rec, KeyEvent)
-    rank = KIND_RANK["key_event"]
     if "D" in live:
-        payload = ("k", rec.action, rec.developer_id)
-        items.append((ts, rank, eid, f"D{SEP}{rec.key_id}", payload, origin))
+        keys.append(f"D{SEP}{rec.key_id}")
     if "K" in live:
-        payload = ("k", rec.action, rec.developer_id, rec.app_id)
-        items.append((ts, rank, eid, f"K{SEP}{rec.key_id}", payload, origin))
-    return items
+        keys.append(f"K{SEP}{rec.key_id}")
+    if not keys:
+        return None
+    packed = ("k", rec.action, rec.developer_id, rec.app_id)
+    return (ts, KIND_RANK["key_event"], eid, keys, packed, origin)
 
 
 def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
@@ -195,7 +195,9 @@ class Pipeline:
     def feed(self, rec: Record) -> bool:
         """Queues one record; returns True when it was late (at or below the watermark)."""
         late = self.clock.see(rec.ts)
-        self.pending += route(rec, 0, self.routing)
+        item = route(rec, 0, self.routing)
+        if item is not None:
+            self.pending.append(item)
         if late:
             self.stats.late += 1
         return late

@@ -14,7 +14,18 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
+from aupwatch.detectors.item import (
+    C_DEV,
+    C_OP,
+    C_REGION,
+    C_SELLER,
+    C_STATUS,
+    EVENT_ID,
+    ORIGIN,
+    PAYLOAD,
+    RANK,
+    TS,
+)
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.schemas.times import US_PER_S
 
@@ -75,7 +86,9 @@ class Links:
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
         ts = item[TS]
-        developer, region, seller, operation, status = item[PAYLOAD]
+        call = item[PAYLOAD]
+        developer, region, seller = call[C_DEV], call[C_REGION], call[C_SELLER]
+        operation, status = call[C_OP], call[C_STATUS]
         address = key[2:]  # the key is "L", SEP, address
         if not self.linking or (self.ignoring and self.ignored(address)):
             # links no one, but the call still counts in the bucket of a group linked otherwise
@@ -97,8 +110,8 @@ class Links:
         if last is None or ts > last:
             devs[developer] = ts
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-        call = (developer, status, address, links)
-        out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, call, item[ORIGIN]))
+        fwd = (developer, status, address, links)
+        out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, fwd, item[ORIGIN]))
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
@@ -136,7 +149,9 @@ class AgentLinks(Links):
         if agent in self.ignored.values:
             return state
         ts = item[TS]
-        developer, region, seller, operation = item[PAYLOAD]
+        call = item[PAYLOAD]
+        developer, region, seller = call[C_DEV], call[C_REGION], call[C_SELLER]
+        operation = call[C_OP]
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
         devs: dict[str, int] = state["devs"]

@@ -13,7 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
-from aupwatch.detectors.item import EVENT_ID, PAYLOAD, TS
+from aupwatch.detectors.item import (
+    A_CHANNEL,
+    A_VIEWER,
+    C_DEV,
+    C_OP,
+    C_STATUS,
+    EVENT_ID,
+    PAYLOAD,
+    TS,
+)
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import applied, fired
 
@@ -39,17 +48,17 @@ class Unauthorized:
         self.occur = Emitter(config, NAME)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
-        """Applies an authorization (``g``/``r``), judges a call (``c``) or an access (``v``)."""
+        """Applies an authorization (``g``/``r``), judges a call (``c``) or an access (``a``)."""
         payload = item[PAYLOAD]
         tag = payload[0]
         if tag == "g":
             return {"a": "g", "roles": payload[1], "x": payload[2]}
         if tag == "r":
             return {"a": "r"}
-        if tag == "v":
+        if tag == "a":
             self._viewer(key, state, item, out)
             return state
-        required = self.roles.get(payload[2])
+        required = self.roles.get(payload[C_OP])
         if state is None:
             reason = "no_grant"
         elif state["a"] == "r":
@@ -60,7 +69,7 @@ class Unauthorized:
             reason = "missing_role"
         else:
             return state
-        _, developer, operation, status = payload
+        developer, operation, status = payload[C_DEV], payload[C_OP], payload[C_STATUS]
         _, app, seller = key.split(SEP)
         self.occur(
             out,
@@ -84,7 +93,8 @@ class Unauthorized:
             grant = "expired"
         else:
             return
-        _, viewer, channel = item[PAYLOAD]
+        access = item[PAYLOAD]
+        viewer, channel = access[A_VIEWER], access[A_CHANNEL]
         _, app, seller = key.split(SEP)
         self.occur(
             out,

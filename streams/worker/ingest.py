@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from aupwatch.detectors.engine import NEVER
-from aupwatch.detectors.item import KEY
+from aupwatch.detectors.item import KEY, Item
 from aupwatch.detectors.pipeline import EVERY, Routing, route
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
@@ -118,10 +118,12 @@ class Ingest:
                 if rec.ts > top:  # a compare, not a max() call per record
                     top = rec.ts
                 counts[rec.kind, clock.see(rec.ts)] += 1
-                source = f"i{q}"
-                for idx, item in enumerate(route(rec, origin, routing)):
-                    seq = (msg.offset, line_no, idx)  # lets detect drop re-read records
-                    by_part[partition_of(item[KEY], n)].append(tag(item, source, seq))
+                item = route(rec, origin, routing)
+                if item is None:
+                    continue
+                # the seq lets detect drop re-read records
+                for idx, (part, unit) in enumerate(split(item, n)):
+                    by_part[part].append(tag(unit, f"i{q}", (msg.offset, line_no, idx)))
             if on_message is not None:
                 on_message(q, top, valid, lines)
         if metrics is not None:
@@ -191,3 +193,30 @@ class Ingest:
             log.error("dead letter of %s not written: %s", letter.where, last_error)
             if self.metrics is not None:
                 self.metrics.dead_letter_failed(letter.reason)
+
+
+def split(item: Item, partitions: int) -> list[tuple[int, Item]]:
+    """A record's detect item as one item per detect partition, each with the keys it owns.
+
+    Args:
+        item: What ``route`` made of the record.
+        partitions: Partition count of the detect topic.
+
+    Returns:
+        ``(partition, item)`` pairs, in the order of their first key.
+    """
+    keys = item[KEY]
+    if partitions == 1:
+        return [(0, item)]
+    owned: dict[int, list[str]] = {}
+    for key in keys:
+        part = partition_of(key, partitions)
+        mine = owned.get(part)
+        if mine is None:
+            owned[part] = [key]
+        else:
+            mine.append(key)
+    if len(owned) == 1:
+        return [(part, item) for part in owned]
+    ts, rank, eid, _, packed, origin = item
+    return [(part, (ts, rank, eid, mine, packed, origin)) for part, mine in owned.items()]

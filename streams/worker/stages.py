@@ -23,7 +23,7 @@ from aupwatch.streams.worker.keys import (
     partition_of,
 )
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
-from aupwatch.streams.worker.wire import WireItem, decode, to_item
+from aupwatch.streams.worker.wire import WireItem, decode, legacy_detect, to_item
 
 
 class PartitionStore(MutableMapping[str, Entry]):
@@ -166,7 +166,11 @@ class Stage:
             elif seq != -1 and source in marks and item.ts <= marks[source][0]:
                 out.duplicates += 1
                 continue
-            fresh.append(to_item(item))
+            if item.key.__class__ is str and self.from_input:
+                # sent by a version before packed records
+                fresh.append(legacy_detect(to_item(item)))
+            else:
+                fresh.append(to_item(item))
         return fresh
 
     def idle_ends(self, partitions: set[int]) -> dict[str, int | None]:

@@ -4,7 +4,8 @@ A message is the JSON object ``{"m": [marker, ...], "x": [wire item, ...]}``: ma
 (``Marker``) are arrays ``[source, wm, idle]``, with ``end`` for an input partition's, and
 wire items (``WireItem``) are arrays of an item's six fields, its source and its sequence.
 The markers of a message follow the items it carries. These bytes are what workers of
-different versions exchange during a rolling upgrade: keep them as they are.
+different versions exchange during a rolling upgrade: keep them as they are, and keep
+reading what older versions wrote (``legacy_detect``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from aupwatch.detectors.item import Item
+from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, RANK, TS, Item
 from aupwatch.errors import AupwatchError
 
 # Where a wire item comes from, and what makes a second copy recognisable: an input
@@ -46,8 +47,10 @@ class WireItem(NamedTuple):
         ts: Event time, microseconds.
         rank: Order among items of one time.
         event_id: Id of the source event.
-        key: State key; it picks the partition.
-        payload: What the operator needs (a list once decoded).
+        key: State key, which picks the partition; on the detect topic the list of a
+            record's keys that one partition owns.
+        payload: What the operator needs (a list once decoded); on the detect topic the
+            packed record (``aupwatch.detectors.item``).
         origin: Wall-clock ms the source record was appended to Kafka.
         source: The upstream partition that sent it (``i<n>``, ``d<n>``, ``t<n>``).
         seq: What tells a second copy from it (see ``Seq``).
@@ -56,7 +59,7 @@ class WireItem(NamedTuple):
     ts: int
     rank: int
     event_id: str
-    key: str
+    key: str | list[str]
     payload: Any
     origin: int
     source: str
@@ -87,6 +90,48 @@ def tag(item: Item, source: str, seq: Seq) -> WireItem:
 def to_item(wire: WireItem) -> Item:
     """The engine's item of a wire item: its first six fields, as a plain tuple."""
     return wire[:6]
+
+
+def legacy_detect(item: Item) -> Item:
+    """A detect item as versions before packed records sent it, in today's form.
+
+    Those sent one item per state key, with that step's own fields; it becomes an item of
+    that one key whose packed record has those fields (the step reads no other).
+
+    Args:
+        item: A detect-topic item whose key is a string.
+    """
+    key, old = item[KEY], item[PAYLOAD]
+    assert isinstance(key, str)
+    prefix, tag = key[0], old[0]
+    packed: tuple[Any, ...]
+    if prefix in "DKOU" and tag in ("k", "g", "r", "a"):
+        packed = (*old, None) if prefix == "D" else tuple(old)  # D's key event lacked the app
+    elif prefix == "D":
+        packed = _call(old[1], None, None, old[2])
+    elif prefix == "K":
+        packed = (*old, None, None)
+    elif prefix == "O":
+        packed = _call(None, None, None, None, seller=old[1])
+    elif prefix == "U" and tag == "v":
+        packed = ("a", "seller_user", old[1], None, old[2])
+    elif prefix == "U":
+        packed = _call(old[1], None, old[2], old[3])
+    elif prefix == "R":
+        packed = _call(old[0], None, None, old[1])
+    elif prefix == "L":
+        packed = _call(old[0], None, old[3], old[4], seller=old[2], region=old[1])
+    elif prefix == "G":
+        packed = _call(old[0], None, old[3], None, seller=old[2], region=old[1])
+    else:
+        raise AupwatchError(f"unreadable detect item of an older version: {key!r}")
+    return (item[TS], item[RANK], item[EVENT_ID], [key], packed, item[ORIGIN])
+
+
+def _call(
+    dev: Any, app: Any, op: Any, status: Any, seller: Any = None, region: Any = None
+) -> tuple[Any, ...]:
+    return ("c", dev, app, op, status, None, seller, region)
 
 
 def encode(items: list[Any], marks: list[Any], chunk: int) -> list[bytes]:

@@ -221,12 +221,17 @@ class Worker:
         occ: dict[int, list[Any]] = defaultdict(list)
         if origin is not None:
             # tag outputs with their source and whether a late item made them (see Stage)
+            # outputs have one key each (only detect items carry a record's list of keys)
             for i, item in enumerate(out.forwards):
                 tagged = tag(item, f"{prefix}{origin[0][i]}", -1 if i in late else 0)
-                fwd[partition_of(item[KEY], n)].append(tagged)
+                key = item[KEY]
+                assert isinstance(key, str)
+                fwd[partition_of(key, n)].append(tagged)
             for i, item in enumerate(out.occurrences):
                 tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
-                occ[partition_of(item[KEY], n)].append(tagged)
+                key = item[KEY]
+                assert isinstance(key, str)
+                occ[partition_of(key, n)].append(tagged)
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
         marks = stage.markers(prefix, only_changed) if prefix else []

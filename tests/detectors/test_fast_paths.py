@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aupwatch.detectors import pipeline as pipeline_mod
+from aupwatch.detectors.bulk import _ORDER
+from aupwatch.detectors.bulk import sort_ties as _sort_ties
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import _ORDER, _TS, _sort_ties
+from aupwatch.detectors.engine import _TS
 from tests.detectors.support import decode_all, replay
 from tests.detectors.test_properties import _call, _t, decoded
 
@@ -135,11 +137,15 @@ def test_items_routed_by_config_change_nothing(monkeypatch: Any) -> None:
 
 def test_routing_feeds_only_live_steps() -> None:
     (call,) = _agents()[1:2]
-    default = pipeline_mod.Routing.of(DetectorConfig())
-    assert [i[3][0] for i in pipeline_mod.route(call, 0, default)] == list("DKLRU")
+
+    def prefixes(routing: pipeline_mod.Routing = pipeline_mod.EVERY) -> list[str]:
+        item = pipeline_mod.route(call, 0, routing)
+        assert item is not None
+        return [key[0] for key in item[3]]
+
+    assert prefixes(pipeline_mod.Routing.of(DetectorConfig())) == list("DKLRU")
     agents = DetectorConfig.from_mapping({"throttle": {"link_fields": ["user_agent"]}})
-    routing = pipeline_mod.Routing.of(agents)
-    assert [i[3][0] for i in pipeline_mod.route(call, 0, routing)] == list("DGKLRU")
+    assert prefixes(pipeline_mod.Routing.of(agents)) == list("DGKLRU")
     off = DetectorConfig.from_mapping({"detectors": {"throttle_disrespect": {"enabled": False}}})
-    assert "R" not in {i[3][0] for i in pipeline_mod.route(call, 0, pipeline_mod.Routing.of(off))}
-    assert [i[3][0] for i in pipeline_mod.route(call)] == list("DGKLRU")
+    assert "R" not in prefixes(pipeline_mod.Routing.of(off))
+    assert prefixes() == list("DGKLRU")

@@ -93,7 +93,8 @@ def test_busy_retry_scope_is_kept_and_rearmed() -> None:
 def test_retry_scope_stored_before_timers_is_armed_by_its_next_call() -> None:
     op = Disrespect(DetectorConfig())
     old = {"c": [1_000_000], "q": []}
-    item = (2_000_000, 0, "e2", SCOPE, ("dev-1", 200), 0)
+    call = ("c", "dev-1", "app-1", "getOrders", 200, "10.0.0.1", "S1", "NA")
+    item = (2_000_000, 0, "e2", [SCOPE], call, 0)
     state = op.apply(SCOPE, old, item, Output())
     assert state is not None
     assert state["_t"] == 2_000_000 + 2 * DetectorConfig().disrespect_window + 1

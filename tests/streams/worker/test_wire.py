@@ -97,3 +97,13 @@ def test_decoded_values_equal_the_plain_json_reading() -> None:
 def test_an_unreadable_message_is_an_aupwatch_error(value: bytes) -> None:
     with pytest.raises(AupwatchError, match="unreadable internal message"):
         decode(value)
+
+
+def test_a_detect_item_keeps_its_keys_and_packed_record() -> None:
+    packed = ("c", "dev-1", "app-1", "getOrders", 200, "10.0.0.1", "S1", "NA")
+    keys = [f"D{SEP}k-1", f"L{SEP}10.0.0.1"]
+    unit = (1_700_000_000_000_001, 2, "evt-1", keys, packed, 5)
+    (value,) = encode([tag(unit, "i0", (7, 1, 0))], [INPUT_MARK], 10)
+    (got,) = decode(value).items
+    assert got.key == keys and (got.source, got.seq) == ("i0", (7, 1, 0))
+    assert to_item(got) == (*unit[:4], list(packed), 5)
