@@ -31,6 +31,8 @@ KEY: Final = 3
 PAYLOAD: Final = 4
 ORIGIN: Final = 5
 
+# first of a detect item's keys when it remembers its id per key (a former version's item)
+PER_KEY: Final = "\x00"
 # Packed records, the payload of detect-stage items; the tag comes first.
 # api_call: ("c", developer, app, operation, status, source_ip, seller, region)
 C_DEV: Final = 1

@@ -16,6 +16,7 @@ from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
 from aupwatch.detectors.item import KEY, PAYLOAD
+from aupwatch.detectors.record_shard import RecordShard
 from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
 from aupwatch.detectors.watermarks import SourceClock
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
@@ -148,6 +149,13 @@ def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:
     return detector_operators(stage, config)
 
 
+def shard_of(
+    stage: str, ops: list[Operator], config: DetectorConfig, **kw: Any
+) -> Shard | RecordShard:
+    """A new shard of a stage: the detect stage's items are records (``RecordShard``)."""
+    return RecordShard(ops, config, **kw) if stage == "detect" else Shard(ops, config, **kw)
+
+
 @dataclass(slots=True)
 class Stats:
     """Counts the pipeline keeps (records by kind and outcome are counted by callers)."""
@@ -173,7 +181,7 @@ class Pipeline:
         self.config = config
         # nothing here persists state: no changed-key tracking
         self.shards = {
-            s: Shard(stage_operators(s, config), config, track_dirty=False) for s in STAGES
+            s: shard_of(s, stage_operators(s, config), config, track_dirty=False) for s in STAGES
         }
         self.routing = Routing.of(config)
         self.clock = SourceClock(config.allowed_lateness)

@@ -12,10 +12,12 @@ import zlib
 RESERVED = "\x00"
 SEEN_PREFIX = RESERVED + "s"  # chunks of a key's remembered event ids (seen_log)
 SEEN_SEP = "\x1e"  # separates key, epoch and chunk index in a chunk key
+_IDS = RESERVED + "ids"
 
 # Version of what a checkpoint writes; bump it when an entry's shape changes, and keep
-# reading every older one (2: entries with seen ids in chunks; 1: whole entries).
-STATE_FORMAT = 2
+# reading every older one (3: the detect stage remembers ids per record, under ids_key;
+# 2: entries with seen ids in chunks; 1: whole entries).
+STATE_FORMAT = 3
 
 
 def frontier_key(partition: int) -> str:
@@ -26,6 +28,18 @@ def frontier_key(partition: int) -> str:
 def format_key(partition: int) -> str:
     """Table key of the state format a partition's changelog was written in."""
     return f"{RESERVED}fmt{partition}"
+
+
+def ids_key(partition: int) -> str:
+    """Table key of a detect partition's remembered record ids (an entry without state)."""
+    return f"{RESERVED}ids{partition}"
+
+
+def owner(key: str, partitions: int) -> int:
+    """The partition a table key belongs to: a state key's, or that of its ``ids_key``."""
+    if key.startswith(_IDS):
+        return int(key[len(_IDS) :])
+    return partition_of(key, partitions)
 
 
 def chunk_key(key: str, epoch: int, index: int) -> str:

@@ -10,16 +10,19 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import NEVER, Entry, Output, Shard
+from aupwatch.detectors.engine import NEVER, SEEN, Entry, Output, Shard
 from aupwatch.detectors.item import TS, Item
 from aupwatch.detectors.pipeline import stage_operators
+from aupwatch.detectors.record_shard import RecordShard
 from aupwatch.detectors.watermarks import UpstreamWatermarks
 from aupwatch.errors import AupwatchError
 from aupwatch.streams.worker.keys import (
     STATE_FORMAT,
     format_key,
     frontier_key,
+    ids_key,
     is_state,
+    owner,
     partition_of,
 )
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
@@ -110,12 +113,22 @@ class Stage:
                     partition=partition,
                 )
             n = self.partitions
-            self.seen_log.restore(self.data, partition, lambda key: partition_of(key, n))
+            self.seen_log.restore(self.data, partition, lambda key: owner(key, n))
             store = PartitionStore(self.data, partition, self.partitions)
-            shard = Shard(stage_operators(self.name, self.config), self.config, store)
+            ops = stage_operators(self.name, self.config)
             frontier = self.data.get(frontier_key(partition))
-            if isinstance(frontier, int):
-                shard.restore(frontier)
+            if self.from_input:
+                ids = self.data.get(ids_key(partition))
+                if not isinstance(ids, list):
+                    ids = self.data[ids_key(partition)] = [{}, None, 0]
+                shard = RecordShard(
+                    ops, self.config, store, ids=ids[SEEN], ids_key=ids_key(partition)
+                )
+                shard.restore(frontier if isinstance(frontier, int) else NEVER)
+            else:
+                shard = Shard(ops, self.config, store)
+                if isinstance(frontier, int):
+                    shard.restore(frontier)
             self.shards[partition] = shard
             self.upstream[partition] = UpstreamWatermarks(
                 self.sources,
@@ -133,7 +146,7 @@ class Stage:
         self.idle.pop(partition, None)
         self.progress.pop(partition, None)
         n = self.partitions
-        self.seen_log.forget([k for k in self.seen_log.written if partition_of(k, n) == partition])
+        self.seen_log.forget([k for k in self.seen_log.written if owner(k, n) == partition])
         self.seen_log.take_stale(partition)
 
     def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:

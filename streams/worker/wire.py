@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, RANK, TS, Item
+from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, PER_KEY, RANK, TS, Item
 from aupwatch.errors import AupwatchError
 
 # Where a wire item comes from, and what makes a second copy recognisable: an input
@@ -96,7 +96,8 @@ def legacy_detect(item: Item) -> Item:
     """A detect item as versions before packed records sent it, in today's form.
 
     Those sent one item per state key, with that step's own fields; it becomes an item of
-    that one key whose packed record has those fields (the step reads no other).
+    that one key whose packed record has those fields (the step reads no other), marked
+    ``PER_KEY`` so that its id is remembered for that key alone.
 
     Args:
         item: A detect-topic item whose key is a string.
@@ -125,7 +126,8 @@ def legacy_detect(item: Item) -> Item:
         packed = _call(old[0], None, old[3], None, seller=old[2], region=old[1])
     else:
         raise AupwatchError(f"unreadable detect item of an older version: {key!r}")
-    return (item[TS], item[RANK], item[EVENT_ID], [key], packed, item[ORIGIN])
+    # its id is remembered per key, as that version did (``RecordShard``)
+    return (item[TS], item[RANK], item[EVENT_ID], [PER_KEY, key], packed, item[ORIGIN])
 
 
 def _call(

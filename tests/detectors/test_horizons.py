@@ -13,6 +13,7 @@ from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.disrespect import Disrespect
 from aupwatch.detectors.engine import Output
 from aupwatch.detectors.pipeline import Pipeline
+from aupwatch.detectors.record_shard import RecordShard
 from aupwatch.schemas.times import US_PER_DAY as DAY
 from tests.detectors.support import decode_all, replay
 from tests.detectors.test_properties import baseline, decoded
@@ -76,12 +77,16 @@ def test_retry_scope_dropped_two_windows_after_its_latest_call() -> None:
     assert pipeline.state_sizes()["throttle_disrespect"] == 0
 
 
-def test_dropped_retry_scope_lingers_while_its_event_ids_are_remembered() -> None:
+def test_dropped_retry_scope_leaves_its_records_remembered() -> None:
+    # ids are remembered per record by the detect shard, not per key: the key goes at once
     config = DetectorConfig.from_mapping({"time": {"dedup_horizon": "20m"}})
     records = [_call("q1", "10:00:00"), _call("q2", "10:00:01"), _call("o1", "10:10:32", "S2")]
     pipeline = _run(records, config)
     assert _state(pipeline, SCOPE) is None
-    assert pipeline.state_sizes()["throttle_disrespect"] == 1
+    assert pipeline.state_sizes()["throttle_disrespect"] == 0
+    detect = pipeline.shards["detect"]
+    assert isinstance(detect, RecordShard) and {"q1", "q2"} <= set(detect.ids)
+    assert SCOPE not in detect.store
 
 
 def test_busy_retry_scope_is_kept_and_rearmed() -> None:

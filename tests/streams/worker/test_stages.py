@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import Output
+from aupwatch.detectors.engine import SEEN, Output
+from aupwatch.detectors.record_shard import RecordShard
 from aupwatch.errors import AupwatchError
-from aupwatch.streams.worker.keys import STATE_FORMAT, format_key
+from aupwatch.streams.worker.keys import STATE_FORMAT, format_key, frontier_key, ids_key
 from aupwatch.streams.worker.stages import Stage
 
 
@@ -54,3 +55,43 @@ def test_an_idle_input_with_records_waiting_holds_the_shard() -> None:
     assert stage.idle_ends({0}) == {"i1": 7}
     stage.advance({0}, out)  # a fresh end offset found nothing behind offset 7
     assert stage.shards[0].wm == 200_000_000
+
+
+def _packed_no_grant_call(ts: int, eid: str, offset: int) -> list[Any]:
+    """The same call as today's ingest sends it: its keys and its packed record."""
+    packed = ["c", "dev", "app", "getOrders", 200, "10.0.0.1", "seller", "NA"]
+    return [ts, 2, eid, ["U\x1fapp\x1fseller"], packed, 0, "i0", [offset, 1, 0]]
+
+
+def test_state_of_format_2_is_read_its_ids_kept_per_key() -> None:
+    key, frontier = "U\x1fapp\x1fseller", 60_000_000
+    data: dict[str, Any] = {
+        format_key(0): 2,
+        frontier_key(0): frontier,
+        # a key of format 2 remembers its own ids; a grant's state, written at the frontier
+        key: [{"e1": 10_000_000}, {"a": "r"}, 64, frontier],
+    }
+    stage = Stage("detect", DetectorConfig(), 1, ["i0"], data)
+    shard = stage.shard(0)
+    assert isinstance(shard, RecordShard)
+    assert data[key][SEEN] == {} and shard.ids == {f"e1\x1f{key}": 10_000_000}
+    assert shard.take_dirty() == {ids_key(0)}
+    out = Output()
+    # e1 again (re-read, before the frontier) and e2, new: only e2 is judged
+    msg = {"m": [["i0", 100_000_000, True]],
+           "x": [_packed_no_grant_call(10_000_000, "e1", 3),
+                 _packed_no_grant_call(70_000_000, "e2", 4)]}  # fmt: skip
+    stage.take(0, orjson.dumps(msg), None, out)
+    stage.advance({0}, out)
+    assert [o[2] for o in out.occurrences] == ["e2"]  # revoked
+    assert "e2" in shard.ids and ids_key(0) in shard.take_dirty()
+
+
+def test_remembered_ids_after_the_frontier_are_not_trusted() -> None:
+    data: dict[str, Any] = {
+        frontier_key(0): 50,
+        ids_key(0): [{"old": 40, "cut-short": 70}, None, 0, 70],
+    }
+    shard = Stage("detect", DetectorConfig(), 1, ["i0"], data).shard(0)
+    assert isinstance(shard, RecordShard) and shard.ids == {"old": 40}
+    assert data[ids_key(0)][SEEN] is shard.ids  # what a checkpoint writes
