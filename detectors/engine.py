@@ -15,7 +15,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import count
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aupwatch.detectors.bulk import prune, sort_ties
 from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, RANK, TS
@@ -32,7 +32,7 @@ SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
 _TS = itemgetter(TS)
 _FOREVER = 1 << 62
-_GC_TIMER = "\x00gc"  # engine-internal: marks a collection timer in the heap, never stored
+GC_TIMER = "\x00gc"  # marks a collection timer in the heap (never stored): shards only
 _PRUNE_MIN = 64
 
 
@@ -117,7 +117,7 @@ class Shard:
                 self.timers.append((state["_t"], key))
             elif state is None:
                 due = max(seen.values(), default=NEVER) + self.config.dedup_horizon + 1
-                self.timers.append((due, key + _GC_TIMER))
+                self.timers.append((due, key + GC_TIMER))
                 self._gc_pending.add(key)
         heapq.heapify(self.timers)
 
@@ -242,59 +242,54 @@ class Shard:
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
             ts = item[TS]
-            eid = item[EVENT_ID]
-            keys = item[KEY]
-            # a later stage's item has one key; a detect item, a record's keys in the shard
-            for key in (keys,) if type(keys) is str else keys:
-                if nxt <= ts:  # as before every item: a timer due by now fires first
-                    while timers and timers[0][0] <= ts:
-                        due, tkey = heapq.heappop(timers)
-                        fire(due, tkey, out)
-                    nxt = timers[0][0] if timers else _FOREVER
-                apply, timed = applies[key[0]]
-                entry = get(key)
-                if entry is None:
-                    emitted = len(forwards) + len(occurrences) + len(alerts)
-                    state = apply(key, None, item, out)
-                    if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
-                        continue  # changed nothing: a re-delivery would change nothing either
-                    entry = [{eid: ts}, state, _PRUNE_MIN]
-                    store[key] = entry
-                    old_t = None
-                else:
-                    seen = entry[SEEN]
-                    if eid in seen:
-                        out.duplicates += 1
-                        continue
-                    seen[eid] = ts
-                    if len(seen) >= entry[PRUNE_AT]:
-                        # amortised O(1): after a prune the next waits until the set doubles
-                        prune(seen, self.wm - self.config.dedup_horizon)
-                        entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
-                    state = entry[STATE]
-                    old_t = None if state is None or not timed else state.get("_t")
-                    state = apply(key, state, item, out)
-                    entry[STATE] = state
-                # as _store_state does
-                if track_dirty:
-                    dirty_add(key)
-                if state is None:
-                    if key not in gc_pending:
-                        self._push_gc(key, entry[SEEN])
-                        nxt = min(nxt, timers[0][0])
-                elif timed:
-                    new_t = state.get("_t")
-                    if new_t is not None and new_t != old_t:
-                        heappush(timers, (new_t, key))
-                        if new_t < nxt:
-                            nxt = new_t
+            if nxt <= ts:
+                while timers and timers[0][0] <= ts:
+                    due, tkey = heapq.heappop(timers)
+                    fire(due, tkey, out)
+                nxt = timers[0][0] if timers else _FOREVER
+            key = cast(str, item[KEY])  # later stages: one key per item
+            apply, timed = applies[key[0]]
+            entry = get(key)
+            if entry is None:
+                emitted = len(forwards) + len(occurrences) + len(alerts)
+                state = apply(key, None, item, out)
+                if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
+                    continue  # changed nothing: a re-delivery would change nothing either
+                entry = [{item[EVENT_ID]: ts}, state, _PRUNE_MIN]
+                store[key] = entry
+                old_t = None
+            else:
+                seen = entry[SEEN]
+                eid = item[EVENT_ID]
+                if eid in seen:
+                    out.duplicates += 1
+                    continue
+                seen[eid] = ts
+                if len(seen) >= entry[PRUNE_AT]:
+                    # amortised O(1): after a prune the next one waits until the set doubles
+                    prune(seen, self.wm - self.config.dedup_horizon)
+                    entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+                state = entry[STATE]
+                old_t = None if state is None or not timed else state.get("_t")
+                state = apply(key, state, item, out)
+                entry[STATE] = state
+            # as _store_state does
+            if track_dirty:
+                dirty_add(key)
+            if state is None:
+                if key not in gc_pending:
+                    self._push_gc(key, entry[SEEN])
+                    nxt = min(nxt, timers[0][0])
+            elif timed:
+                new_t = state.get("_t")
+                if new_t is not None and new_t != old_t:
+                    heappush(timers, (new_t, key))
+                    if new_t < nxt:
+                        nxt = new_t
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late item (no timers fire first); ``_decide`` inlines the same."""
-        for key in _keys(item[KEY]):
-            self._apply_key(key, item, out)
-
-    def _apply_key(self, key: str, item: Item, out: Output) -> None:
+        key = cast(str, item[KEY])
         entry = self.store.get(key)
         if entry is None:
             emitted = len(out.forwards) + len(out.occurrences) + len(out.alerts)
@@ -322,8 +317,8 @@ class Shard:
         self._store_state(key, entry, state, old_t)
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        if key.endswith(_GC_TIMER):
-            key = key[: -len(_GC_TIMER)]
+        if key.endswith(GC_TIMER):
+            key = key[: -len(GC_TIMER)]
             self._gc_pending.discard(key)
             entry = self.store.get(key)
             if entry is not None and entry[STATE] is None:
@@ -363,7 +358,7 @@ class Shard:
     def _push_gc(self, key: str, seen: dict[str, int]) -> None:
         # due after the newest remembered id expires, so each push is later than the last
         due = max(seen.values(), default=self.wm) + self.config.dedup_horizon + 1
-        heapq.heappush(self.timers, (due, key + _GC_TIMER))
+        heapq.heappush(self.timers, (due, key + GC_TIMER))
         self._gc_pending.add(key)
 
     def state_sizes(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from aupwatch.detectors.bulk import prune
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.engine import (
-    _GC_TIMER,
+    GC_TIMER,
     SEEN,
     STATE,
     WRITTEN,
@@ -191,7 +191,7 @@ class RecordShard(Shard):
                 self._store_state(key, entry, state, None if old is None else old.get("_t"))
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        if key.endswith(_GC_TIMER):
+        if key.endswith(GC_TIMER):
             super()._fire(due, key, out)
             return
         entry = self.store.get(key)
