@@ -94,7 +94,10 @@ class RecordShard(Shard):
             self.dirty.add(key)
 
     def _fresh_keys(self, item: Item, out: Output) -> list[str] | None:
-        """The keys of a record not applied yet, remembering it (None: a duplicate)."""
+        """The keys of a record not applied yet, remembering it (None: a duplicate).
+
+        ``_decide`` inlines the usual case: no id remembered per key, none to remember.
+        """
         keys = item[KEY]
         assert not isinstance(keys, str)
         eid, ids = item[EVENT_ID], self.ids
@@ -114,12 +117,16 @@ class RecordShard(Shard):
         # kept until the watermark is dedup_horizon past the one that decided it (ts <= wm)
         ids[rid] = self.wm
         if len(ids) >= self.ids_prune_at:
-            # amortised O(1): after a prune the next one waits until the set doubles
-            prune(ids, self.wm - self.config.dedup_horizon)
-            self.ids_prune_at = max(_PRUNE_MIN, 2 * len(ids))
-            self.per_key = any(SEP in r for r in ids)
+            self._prune_ids()
         self._mark(self.ids_key)
         return keys
+
+    def _prune_ids(self) -> None:
+        # amortised O(1): after a prune the next one waits until the set doubles
+        ids = self.ids
+        prune(ids, self.wm - self.config.dedup_horizon)
+        self.ids_prune_at = max(_PRUNE_MIN, 2 * len(ids))
+        self.per_key = any(SEP in r for r in ids)
 
     def _decide(self, ready: list[Item], out: Output) -> None:
         """Applies ordered records, firing the timers due before each key's turn."""
@@ -132,12 +139,27 @@ class RecordShard(Shard):
         heappush = heapq.heappush
         fire = self._fire
         fresh_keys = self._fresh_keys
+        ids, wm = self.ids, self.wm
+        ids_key = self.ids_key if track_dirty else None
         nxt = timers[0][0] if timers else _FOREVER
         for item in ready:
             ts = item[TS]
-            keys = fresh_keys(item, out)
-            if keys is None:
-                continue
+            keys: list[str] = item[KEY]  # type: ignore[assignment]  # a detect item's list
+            if self.per_key or keys[0] == PER_KEY:
+                fresh = fresh_keys(item, out)
+                if fresh is None:
+                    continue
+                keys = fresh
+            else:  # as _fresh_keys does, for a record's packed item
+                eid = item[EVENT_ID]
+                if eid in ids:
+                    out.duplicates += 1
+                    continue
+                ids[eid] = wm
+                if len(ids) >= self.ids_prune_at:
+                    self._prune_ids()
+                if ids_key is not None:
+                    dirty_add(ids_key)
             for key in keys:
                 if nxt <= ts:  # a timer due by now fires first
                     while timers and timers[0][0] <= ts:

@@ -42,6 +42,8 @@ class PartitionStore(MutableMapping[str, Entry]):
         self.data = data
         self.partition = partition
         self.partitions = partitions
+        # reads go straight to the dict: a shard looks up every key of every record
+        self.get = data.get  # type: ignore[method-assign,assignment]
 
     def __getitem__(self, key: str) -> Entry:
         entry: Entry = self.data[key]
