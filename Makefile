@@ -55,6 +55,7 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 	@# the Quix Streams peer of bench/stream.py; pip leaves an installed pin as it is
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/detect_stage.py
 	$(BIN)/python bench/stream.py
 
 soak-bench: setup services ## One worker, 2,000 records/s for 30 min, months of event time: RSS, state, latency
