@@ -143,8 +143,9 @@ class Metrics:
             "aupwatch_alerts_suppressed_total", suppressed_doc, "detector", "reason"
         )
         dup_doc = (
-            "Detector items dropped as re-deliveries (an event id already applied to its"
-            " state key, or input re-read after a restart), by stage."
+            "Detector items dropped as re-deliveries (a record already applied in its detect"
+            " partition, an event id already applied to a later stage's key, or input re-read"
+            " after a restart), by stage."
         )
         self._duplicates = counter("aupwatch_duplicate_items_total", dup_doc, "stage")
         unowned_doc = "Data accesses of a resource with no known owner (not alerted)."

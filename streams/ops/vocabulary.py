@@ -13,8 +13,8 @@ KINDS: tuple[str, ...] = ("api_call", "authorization", "data_access", "key_event
 """Record kinds used as the ``kind`` label; anything else is counted as ``unknown``."""
 
 OUTCOMES: tuple[str, ...] = ("accepted", "late", "dead_letter")
-"""What happened to an input record (duplicates are found per state key, later: see
-``aupwatch_duplicate_items_total``)."""
+"""What happened to an input record (duplicates are found later, per record in each detect
+partition: see ``aupwatch_duplicate_items_total``)."""
 
 DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
 """Reason codes of the dead-letter sink."""
