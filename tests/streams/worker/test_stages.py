@@ -95,3 +95,42 @@ def test_remembered_ids_after_the_frontier_are_not_trusted() -> None:
     shard = Stage("detect", DetectorConfig(), 1, ["i0"], data).shard(0)
     assert isinstance(shard, RecordShard) and shard.ids == {"old": 40}
     assert data[ids_key(0)][SEEN] is shard.ids  # what a checkpoint writes
+
+
+def _checkpoint(stage: Stage, changelog: dict[str, Any]) -> None:
+    """What ``Checkpointer.run`` writes for every shard of the stage, into a dict."""
+    for p, shard in stage.shards.items():
+        for key in shard.take_dirty():
+            entry = stage.data.get(key)
+            if entry is not None:
+                del entry[3:]
+                entry.append(shard.wm)
+            for k, v in stage.seen_log.records(key, entry):
+                if v is None:
+                    changelog.pop(k, None)
+                else:
+                    changelog[k] = orjson.loads(orjson.dumps(v))
+        changelog[frontier_key(p)] = shard.wm
+
+
+def test_record_ids_go_to_the_changelog_in_chunks_and_come_back() -> None:
+    stage = Stage("detect", DetectorConfig(), 2, ["i0"], {}, seen_chunk=4)
+    changelog: dict[str, Any] = {}
+    out = Output()
+    for n in range(3):  # three checkpoints of ten records each
+        calls = [_packed_no_grant_call(1_000_000 * (10 * n + i), f"e{10 * n + i}", 10 * n + i)
+                 for i in range(10)]  # fmt: skip
+        msg = {"m": [["i0", 1_000_000 * (10 * n + 9), False]], "x": calls}
+        stage.take(1, orjson.dumps(msg), None, out)
+        stage.advance({1}, out)
+        _checkpoint(stage, changelog)
+    before = dict(stage.shards[1].ids)
+    assert len(before) == 30 and any("\x1e" in k for k in changelog)  # chunks were written
+    again = Stage("detect", DetectorConfig(), 2, ["i0"], dict(changelog), seen_chunk=4)
+    shard = again.shard(1)
+    assert isinstance(shard, RecordShard) and shard.ids == before
+    # a re-delivered record (at or before the restored frontier) is skipped whole
+    late = {"m": [], "x": [_packed_no_grant_call(29_000_000, "e29", 99)]}
+    skipped = Output()
+    again.take(1, orjson.dumps(late), None, skipped)
+    assert not skipped.occurrences and not shard.buffer
