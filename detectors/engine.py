@@ -31,9 +31,9 @@ Entry = list[Any]
 SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
 _TS = itemgetter(TS)
-_FOREVER = 1 << 62
+FOREVER = 1 << 62
 GC_TIMER = "\x00gc"  # marks a collection timer in the heap (never stored): shards only
-_PRUNE_MIN = 64
+PRUNE_MIN = 64
 
 
 @dataclass(slots=True)
@@ -239,14 +239,14 @@ class Shard:
         # operators append to these lists (callers swap them only between advances)
         forwards, occurrences, alerts = out.forwards, out.occurrences, out.alerts
         # the earliest timer, kept in step with every push: one int compare per item
-        nxt = timers[0][0] if timers else _FOREVER
+        nxt = timers[0][0] if timers else FOREVER
         for item in ready:
             ts = item[TS]
             if nxt <= ts:
                 while timers and timers[0][0] <= ts:
                     due, tkey = heapq.heappop(timers)
                     fire(due, tkey, out)
-                nxt = timers[0][0] if timers else _FOREVER
+                nxt = timers[0][0] if timers else FOREVER
             key = cast(str, item[KEY])  # later stages: one key per item
             apply, timed = applies[key[0]]
             entry = get(key)
@@ -255,7 +255,7 @@ class Shard:
                 state = apply(key, None, item, out)
                 if state is None and emitted == len(forwards) + len(occurrences) + len(alerts):
                     continue  # changed nothing: a re-delivery would change nothing either
-                entry = [{item[EVENT_ID]: ts}, state, _PRUNE_MIN]
+                entry = [{item[EVENT_ID]: ts}, state, PRUNE_MIN]
                 store[key] = entry
                 old_t = None
             else:
@@ -268,7 +268,7 @@ class Shard:
                 if len(seen) >= entry[PRUNE_AT]:
                     # amortised O(1): after a prune the next one waits until the set doubles
                     prune(seen, self.wm - self.config.dedup_horizon)
-                    entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+                    entry[PRUNE_AT] = max(PRUNE_MIN, 2 * len(seen))
                 state = entry[STATE]
                 old_t = None if state is None or not timed else state.get("_t")
                 state = apply(key, state, item, out)
@@ -298,7 +298,7 @@ class Shard:
                 len(out.forwards) + len(out.occurrences) + len(out.alerts)
             ):
                 return  # changed nothing: a re-delivery would change nothing either
-            entry = [{item[EVENT_ID]: item[TS]}, None, _PRUNE_MIN]
+            entry = [{item[EVENT_ID]: item[TS]}, None, PRUNE_MIN]
             self.store[key] = entry
             self._store_state(key, entry, state, None)
             return
@@ -310,7 +310,7 @@ class Shard:
         if len(seen) >= entry[PRUNE_AT]:
             # amortised O(1): after a prune the next one waits until the set doubles
             prune(seen, self.wm - self.config.dedup_horizon)
-            entry[PRUNE_AT] = max(_PRUNE_MIN, 2 * len(seen))
+            entry[PRUNE_AT] = max(PRUNE_MIN, 2 * len(seen))
         state = entry[STATE]
         old_t = None if state is None else state.get("_t")
         state = self.ops[key[0]].apply(key, state, item, out)

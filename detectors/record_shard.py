@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 from aupwatch.detectors.bulk import prune
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.engine import (
+    FOREVER,
     GC_TIMER,
+    PRUNE_MIN,
     SEEN,
     STATE,
     WRITTEN,
@@ -32,9 +34,6 @@ from aupwatch.detectors.item import EVENT_ID, KEY, PER_KEY, TS, Item
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
-
-_FOREVER = 1 << 62
-_PRUNE_MIN = 64
 
 
 class RecordShard(Shard):
@@ -61,7 +60,7 @@ class RecordShard(Shard):
     ) -> None:
         self.ids: dict[str, int] = {} if ids is None else ids
         self.ids_key = ids_key
-        self.ids_prune_at = max(_PRUNE_MIN, 2 * len(self.ids))
+        self.ids_prune_at = max(PRUNE_MIN, 2 * len(self.ids))
         # ids remembered per key (former items): while any is, records check them too
         self.per_key = any(SEP in rid for rid in self.ids)
         super().__init__(operators, config, store, track_dirty)
@@ -87,7 +86,7 @@ class RecordShard(Shard):
                     self.per_key = True
             entry[SEEN] = {}  # an empty entry stays until its collection timer
         self._mark(self.ids_key)
-        self.ids_prune_at = max(_PRUNE_MIN, 2 * len(self.ids))
+        self.ids_prune_at = max(PRUNE_MIN, 2 * len(self.ids))
 
     def _mark(self, key: str | None) -> None:
         if self.track_dirty and key is not None:
@@ -125,7 +124,7 @@ class RecordShard(Shard):
         # amortised O(1): after a prune the next one waits until the set doubles
         ids = self.ids
         prune(ids, self.wm - self.config.dedup_horizon)
-        self.ids_prune_at = max(_PRUNE_MIN, 2 * len(ids))
+        self.ids_prune_at = max(PRUNE_MIN, 2 * len(ids))
         self.per_key = any(SEP in r for r in ids)
 
     def _decide(self, ready: list[Item], out: Output) -> None:
@@ -141,7 +140,7 @@ class RecordShard(Shard):
         fresh_keys = self._fresh_keys
         ids, wm = self.ids, self.wm
         ids_key = self.ids_key if track_dirty else None
-        nxt = timers[0][0] if timers else _FOREVER
+        nxt = timers[0][0] if timers else FOREVER
         for item in ready:
             ts = item[TS]
             keys: list[str] = item[KEY]  # type: ignore[assignment]  # a detect item's list
@@ -165,14 +164,14 @@ class RecordShard(Shard):
                     while timers and timers[0][0] <= ts:
                         due, tkey = heapq.heappop(timers)
                         fire(due, tkey, out)
-                    nxt = timers[0][0] if timers else _FOREVER
+                    nxt = timers[0][0] if timers else FOREVER
                 apply, timed = applies[key[0]]
                 entry = get(key)
                 if entry is None:
                     state = apply(key, None, item, out)
                     if state is None:
                         continue  # no state: nothing to keep, the record id is remembered
-                    store[key] = [{}, state, _PRUNE_MIN]
+                    store[key] = [{}, state, PRUNE_MIN]
                     old_t = None
                 else:
                     state = entry[STATE]
@@ -180,7 +179,7 @@ class RecordShard(Shard):
                     state = apply(key, state, item, out)
                     if state is None:
                         self._drop(key, entry)
-                        nxt = timers[0][0] if timers else _FOREVER
+                        nxt = timers[0][0] if timers else FOREVER
                         continue
                     entry[STATE] = state
                 if track_dirty:
@@ -201,7 +200,7 @@ class RecordShard(Shard):
             if entry is None:
                 state = op.apply(key, None, item, out)
                 if state is not None:
-                    entry = [{}, None, _PRUNE_MIN]
+                    entry = [{}, None, PRUNE_MIN]
                     self.store[key] = entry
                     self._store_state(key, entry, state, None)
                 continue

@@ -32,7 +32,7 @@ def format_key(partition: int) -> str:
 
 def ids_key(partition: int) -> str:
     """Table key of a detect partition's remembered record ids (an entry without state)."""
-    return f"{RESERVED}ids{partition}"
+    return f"{_IDS}{partition}"
 
 
 def owner(key: str, partitions: int) -> int:

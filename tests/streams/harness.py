@@ -200,6 +200,14 @@ def group_progress(bootstrap: str, group: str, topic: str) -> int:
     return sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
 
 
+def wait_for_progress(dep: Deployment, timeout: float = 120) -> None:
+    """Waits until the group has committed some input (its logs on failure)."""
+    deadline = time.monotonic() + timeout
+    while not group_progress(dep.bootstrap, dep.group, dep.input_topic):
+        assert time.monotonic() < deadline, dep.logs()
+        time.sleep(0.2)
+
+
 def kill_mid_stream(
     dep: Deployment, worker: subprocess.Popen[bytes], delay: float
 ) -> dict[str, Any]:

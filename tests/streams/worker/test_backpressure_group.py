@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ from tests.streams.harness import (
     Deployment,
     deployment,
     describe_difference,
-    group_progress,
     wait_for_alerts,
+    wait_for_progress,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,10 +32,7 @@ def test_a_small_limit_pauses_and_resumes_and_matches_replay(
         dep.create_input()
         dep.send(logs, batch=10)
         start(dep, "w1", limit=300)
-        deadline = time.monotonic() + 120
-        while not group_progress(dep.bootstrap, dep.group, dep.input_topic):
-            assert time.monotonic() < deadline, dep.logs()
-            time.sleep(0.2)
+        wait_for_progress(dep)
         start(dep, "w2", limit=300)  # a rebalance while partitions are paused
         got = wait_for_alerts(dep, expected, timeout=300)
         assert got == expected, describe_difference(expected, got) + dep.logs()
