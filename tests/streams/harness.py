@@ -211,7 +211,9 @@ def wait_for_progress(dep: Deployment, timeout: float = 120) -> None:
 def kill_mid_stream(
     dep: Deployment, worker: subprocess.Popen[bytes], delay: float
 ) -> dict[str, Any]:
-    """SIGKILLs a worker ``delay`` s after the group first commits input.
+    """SIGKILLs a worker ``delay`` s after the group first commits input, or sooner.
+
+    Sooner: once half the input is committed, so that a fast worker still dies mid-stream.
 
     Returns:
         Committed and total messages of the input and detect topics at its death.
@@ -221,7 +223,12 @@ def kill_mid_stream(
         dep.bootstrap, dep.group, dep.input_topic
     ):
         time.sleep(0.1)
-    time.sleep(delay)
+    half = topic_size(dep.bootstrap, dep.input_topic) / 2
+    until = time.monotonic() + delay
+    while time.monotonic() < until:
+        if group_progress(dep.bootstrap, dep.group, dep.input_topic) >= half:
+            break
+        time.sleep(0.1)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     return {
