@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from aupwatch.detectors.bulk import prune, sort_ties
 from aupwatch.detectors.item import EVENT_ID, KEY, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.item import Item as Item  # re-exported: operators import it here
+from aupwatch.detectors.timers import Timers
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -31,7 +32,6 @@ Entry = list[Any]
 SEEN, STATE, PRUNE_AT, WRITTEN = range(4)  # the positions of an Entry
 NEVER = -(1 << 62)
 _TS = itemgetter(TS)
-FOREVER = 1 << 62
 GC_TIMER = "\x00gc"  # marks a collection timer in the heap (never stored): shards only
 PRUNE_MIN = 64
 
@@ -93,7 +93,7 @@ class Shard:
         self.store: MutableMapping[str, Entry] = {} if store is None else store
         self.wm = NEVER
         self.buffer: list[Item] = []
-        self.timers: list[tuple[int, str]] = []
+        self.timers = Timers()
         self.dirty: set[str] = set()
         self.track_dirty = track_dirty
         # a token is done once the watermark passes the latest item it brought
@@ -107,19 +107,19 @@ class Shard:
 
     def rebuild_timers(self) -> None:
         """Rebuilds the timer heap from the stored entries (after a restore)."""
-        self.timers = []
+        timers: list[tuple[int, str]] = []
         self._gc_pending = set()
         for key, entry in self.store.items():
             seen, state = entry[SEEN], entry[STATE]
             if len(entry) > WRITTEN and entry[WRITTEN] > self.max_frontier:
                 self.max_frontier = entry[WRITTEN]
             if state is not None and state.get("_t") is not None:
-                self.timers.append((state["_t"], key))
+                timers.append((state["_t"], key))
             elif state is None:
                 due = max(seen.values(), default=NEVER) + self.config.dedup_horizon + 1
-                self.timers.append((due, key + GC_TIMER))
+                timers.append((due, key + GC_TIMER))
                 self._gc_pending.add(key)
-        heapq.heapify(self.timers)
+        self.timers = Timers(timers, self.wm)
 
     def add(self, items: Iterable[Item], out: Output, token: Any = None) -> None:
         """Takes new items: applies late ones at once, buffers the rest.
@@ -217,8 +217,8 @@ class Shard:
             sort_ties(ready)
             self._decide(ready, out)
         timers = self.timers
-        while timers and timers[0][0] <= wm:
-            due, key = heapq.heappop(timers)
+        while timers.first() <= wm:
+            due, key = timers.pop()
             self._fire(due, key, out)
         tokens = self.tokens
         while tokens and tokens[0][0] <= wm:
@@ -234,19 +234,20 @@ class Shard:
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         gc_pending = self._gc_pending
-        heappush = heapq.heappush
+        push, first, pop = timers.push, timers.first, timers.pop
+        wm = self.wm
         fire = self._fire
         # operators append to these lists (callers swap them only between advances)
         forwards, occurrences, alerts = out.forwards, out.occurrences, out.alerts
         # the earliest timer, kept in step with every push: one int compare per item
-        nxt = timers[0][0] if timers else FOREVER
+        nxt = first()
         for item in ready:
             ts = item[TS]
             if nxt <= ts:
-                while timers and timers[0][0] <= ts:
-                    due, tkey = heapq.heappop(timers)
+                while nxt <= ts:
+                    due, tkey = pop()
                     fire(due, tkey, out)
-                nxt = timers[0][0] if timers else FOREVER
+                    nxt = first()
             key = cast(str, item[KEY])  # later stages: one key per item
             apply, timed = applies[key[0]]
             entry = get(key)
@@ -279,11 +280,11 @@ class Shard:
             if state is None:
                 if key not in gc_pending:
                     self._push_gc(key, entry[SEEN])
-                    nxt = min(nxt, timers[0][0])
+                    nxt = first()
             elif timed:
                 new_t = state.get("_t")
                 if new_t is not None and new_t != old_t:
-                    heappush(timers, (new_t, key))
+                    push(new_t, key, wm)
                     if new_t < nxt:
                         nxt = new_t
 
@@ -353,12 +354,12 @@ class Shard:
             return
         new_t = state.get("_t")
         if new_t is not None and new_t != old_t:
-            heapq.heappush(self.timers, (new_t, key))
+            self.timers.push(new_t, key, self.wm)
 
     def _push_gc(self, key: str, seen: dict[str, int]) -> None:
         # due after the newest remembered id expires, so each push is later than the last
         due = max(seen.values(), default=self.wm) + self.config.dedup_horizon + 1
-        heapq.heappush(self.timers, (due, key + GC_TIMER))
+        self.timers.push(due, key + GC_TIMER, self.wm)
         self._gc_pending.add(key)
 
     def state_sizes(self) -> dict[str, int]:

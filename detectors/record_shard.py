@@ -12,14 +12,12 @@ remember ``event id|key``; a record seen both ways is still applied once per key
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.bulk import prune
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.engine import (
-    FOREVER,
     GC_TIMER,
     PRUNE_MIN,
     SEEN,
@@ -135,12 +133,12 @@ class RecordShard(Shard):
         applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
-        heappush = heapq.heappush
+        push, first, pop = timers.push, timers.first, timers.pop
         fire = self._fire
         fresh_keys = self._fresh_keys
         ids, wm = self.ids, self.wm
         ids_key = self.ids_key if track_dirty else None
-        nxt = timers[0][0] if timers else FOREVER
+        nxt = first()
         for item in ready:
             ts = item[TS]
             keys: list[str] = item[KEY]  # type: ignore[assignment]  # a detect item's list
@@ -160,11 +158,10 @@ class RecordShard(Shard):
                 if ids_key is not None:
                     dirty_add(ids_key)
             for key in keys:
-                if nxt <= ts:  # a timer due by now fires first
-                    while timers and timers[0][0] <= ts:
-                        due, tkey = heapq.heappop(timers)
-                        fire(due, tkey, out)
-                    nxt = timers[0][0] if timers else FOREVER
+                while nxt <= ts:  # a timer due by now fires first
+                    due, tkey = pop()
+                    fire(due, tkey, out)
+                    nxt = first()
                 apply, timed = applies[key[0]]
                 entry = get(key)
                 if entry is None:
@@ -179,7 +176,7 @@ class RecordShard(Shard):
                     state = apply(key, state, item, out)
                     if state is None:
                         self._drop(key, entry)
-                        nxt = timers[0][0] if timers else FOREVER
+                        nxt = first()
                         continue
                     entry[STATE] = state
                 if track_dirty:
@@ -187,7 +184,7 @@ class RecordShard(Shard):
                 if timed:
                     new_t = state.get("_t")
                     if new_t is not None and new_t != old_t:
-                        heappush(timers, (new_t, key))
+                        push(new_t, key, wm)
                         if new_t < nxt:
                             nxt = new_t
 
