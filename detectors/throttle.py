@@ -19,11 +19,9 @@ from aupwatch.detectors.item import (
     C_OP,
     C_REGION,
     C_SELLER,
-    C_STATUS,
     EVENT_ID,
     ORIGIN,
     PAYLOAD,
-    RANK,
     TS,
 )
 from aupwatch.detectors.occurrence import Emitter
@@ -81,20 +79,19 @@ class Links:
         self.horizon = config.link_horizon
         self.linking = "source_ip" in config.link_fields
         self.ignored = _Ignored(config)
-        self.ignoring = bool(self.ignored)  # read per call: no __bool__ call each time
+        self.ignoring = bool(self.ignored)
+        # read per call: the usual case (linking by address, nothing ignored) in one test
+        self.plain = self.linking and not self.ignoring
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Forwards the call to its scope with the accounts it links to."""
-        ts = item[TS]
-        call = item[PAYLOAD]
-        developer, region, seller = call[C_DEV], call[C_REGION], call[C_SELLER]
-        operation, status = call[C_OP], call[C_STATUS]
-        address = key[2:]  # the key is "L", SEP, address
-        if not self.linking or (self.ignoring and self.ignored(address)):
+        # unpacked whole: one step for a tuple, where each subscript is one of its own
+        ts, rank, eid, _, call, origin = item
+        _, developer, _, operation, status, address, seller, region = call
+        if not self.plain and (not self.linking or (self.ignoring and self.ignored(address))):
             # links no one, but the call still counts in the bucket of a group linked otherwise
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-            alone = (developer, status, "", ())
-            out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, alone, item[ORIGIN]))
+            out.forwards.append((ts, rank, eid, scope, (developer, status, "", ()), origin))
             return state
         if state is None:
             state = {"devs": {}, "_t": ts + self.horizon + 1}
@@ -110,8 +107,7 @@ class Links:
         if last is None or ts > last:
             devs[developer] = ts
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
-        fwd = (developer, status, address, links)
-        out.forwards.append((ts, item[RANK], item[EVENT_ID], scope, fwd, item[ORIGIN]))
+        out.forwards.append((ts, rank, eid, scope, (developer, status, address, links), origin))
         return state
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:

@@ -121,7 +121,7 @@ def legacy_detect(item: Item) -> Item:
     elif prefix == "R":
         packed = _call(old[0], None, None, old[1])
     elif prefix == "L":
-        packed = _call(old[0], None, old[3], old[4], seller=old[2], region=old[1])
+        packed = _call(old[0], None, old[3], old[4], old[2], old[1], ip=key[2:])
     elif prefix == "G":
         packed = _call(old[0], None, old[3], None, seller=old[2], region=old[1])
     else:
@@ -131,9 +131,16 @@ def legacy_detect(item: Item) -> Item:
 
 
 def _call(
-    dev: Any, app: Any, op: Any, status: Any, seller: Any = None, region: Any = None
+    dev: Any,
+    app: Any,
+    op: Any,
+    status: Any,
+    seller: Any = None,
+    region: Any = None,
+    ip: Any = None,
 ) -> tuple[Any, ...]:
-    return ("c", dev, app, op, status, None, seller, region)
+    # a former L item held its address in its key; ``Links`` reads it from the record
+    return ("c", dev, app, op, status, ip, seller, region)
 
 
 def encode(items: list[Any], marks: list[Any], chunk: int) -> list[bytes]:
