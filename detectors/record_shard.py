@@ -12,6 +12,7 @@ remember ``event id|key``; a record seen both ways is still applied once per key
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from aupwatch.detectors.engine import (
     Shard,
 )
 from aupwatch.detectors.item import EVENT_ID, KEY, PER_KEY, TS, Item
+from aupwatch.detectors.timers import NEAR_SPAN
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -133,7 +135,10 @@ class RecordShard(Shard):
         applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
-        push, first, pop = timers.push, timers.first, timers.pop
+        first, pop = timers.first, timers.pop
+        # timers.push inlined: a heap push of nearly every call (retry scopes)
+        near, far, far_at = timers.near, timers.far, self.wm + NEAR_SPAN
+        heappush = heapq.heappush
         fire = self._fire
         fresh_keys = self._fresh_keys
         ids, wm = self.ids, self.wm
@@ -184,7 +189,7 @@ class RecordShard(Shard):
                 if timed:
                     new_t = state.get("_t")
                     if new_t is not None and new_t != old_t:
-                        push(new_t, key, wm)
+                        heappush(far if new_t > far_at else near, (new_t, key))
                         if new_t < nxt:
                             nxt = new_t
 
