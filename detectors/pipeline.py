@@ -38,6 +38,12 @@ class Routing:
 
     prefixes: frozenset[str]
     ignored_agents: frozenset[str] = frozenset()
+    # whether a call feeds D, G, K, L, O, R, U: unpacked by every call, one step in all
+    call_steps: tuple[bool, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # frozen: the one derived field is set through object
+        object.__setattr__(self, "call_steps", tuple(p in self.prefixes for p in "DGKLORU"))
 
     @classmethod
     def of(cls, config: DetectorConfig) -> Routing:
@@ -71,25 +77,26 @@ def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> Item | None
         app, seller, operation, key_id = rec.app_id, rec.seller_id, rec.operation, rec.key_id
         status = rec.status
         # prefixes in key order: D < G < K < L < O < R < U
-        if "D" in live:
+        to_d, to_g, to_k, to_l, to_o, to_r, to_u = routing.call_steps
+        if to_d:
             keys.append(f"D{SEP}{key_id}")
         agent = rec.user_agent
-        if agent and "G" in live and agent not in routing.ignored_agents:
+        if agent and to_g and agent not in routing.ignored_agents:
             keys.append(f"G{SEP}{agent}")
-        if "K" in live:
+        if to_k:
             keys.append(f"K{SEP}{key_id}")
-        if "L" in live:
+        if to_l:
             keys.append(f"L{SEP}{rec.source_ip}")
         rids = rec.resource_ids
-        if rids and 200 <= status < 300 and "O" in live:
+        if rids and 200 <= status < 300 and to_o:
             if len(rids) == 1:  # the usual case, without a comprehension's call
                 keys.append(f"O{SEP}{app}{SEP}{rids[0]}")
             else:
                 pre = f"O{SEP}{app}{SEP}"
                 keys += [pre + rid for rid in sorted(rids)]
-        if "R" in live:
+        if to_r:
             keys.append(f"R{SEP}{app}{SEP}{seller}{SEP}{operation}")
-        if "U" in live:
+        if to_u:
             keys.append(f"U{SEP}{app}{SEP}{seller}")
         if not keys:
             return None
