@@ -10,14 +10,16 @@ each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from aupwatch.detectors.alerts import SEP, AlertAggregator, SuppressedAggregator, is_new
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.engine import NEVER, Item, Operator, Output, Shard
-from aupwatch.detectors.item import KEY, PAYLOAD
+from aupwatch.detectors.item import C_SELLER, KEY, PAYLOAD
 from aupwatch.detectors.record_shard import RecordShard
 from aupwatch.detectors.registry import PREFIXES, detector_operators, live_prefixes
+from aupwatch.detectors.throttle import is_solo, scope_seller, solo_forward
 from aupwatch.detectors.watermarks import SourceClock
 from aupwatch.schemas.records import KIND_RANK, ApiCall, Authorization, DataAccess, KeyEvent, Record
 
@@ -138,13 +140,27 @@ def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
     both shards advance to). ``SharedQuota`` (prefix T) creates state only for a call with
     links (payload ``[developer, status, address, links]``), so a call without links to a
     scope that has no state, and no call with links in this step or still buffered, meets
-    no state when decided and changes nothing. Most calls share no address. Forwards to
-    other operators all pass.
+    no state when decided and changes nothing. Most calls share no address: ``Links``
+    hands those on as their own detect items, and only those of a seller with such a
+    scope are built into forwards. Forwards to other operators all pass.
     """
-    live = {f[KEY] for f in forwards if f[KEY][0] != "T" or f[PAYLOAD][3]}
-    live.update(b[KEY] for b in throttle.buffer if b[KEY][0] == "T" and b[PAYLOAD][3])
+    live = {k for f in forwards if isinstance(k := f[KEY], str) and (k[0] != "T" or f[PAYLOAD][3])}
+    live.update(
+        k for b in throttle.buffer if isinstance(k := b[KEY], str) and k[0] == "T" and b[PAYLOAD][3]
+    )
     store = throttle.store
-    return [f for f in forwards if f[KEY] in live or f[KEY] in store]
+    sellers = {scope_seller(k) for k in chain(live, store) if k[0] == "T"}
+    if not sellers:  # the usual step: no solo call can meet a scope
+        return [f for f in forwards if type(f[KEY]) is str and (f[KEY] in live or f[KEY] in store)]
+    kept = []
+    for f in forwards:
+        if is_solo(f):
+            if f[PAYLOAD][C_SELLER] not in sellers:
+                continue
+            f = solo_forward(f)
+        if f[KEY] in live or f[KEY] in store:
+            kept.append(f)
+    return kept
 
 
 def stage_operators(stage: str, config: DetectorConfig) -> list[Operator]:

@@ -20,6 +20,7 @@ from aupwatch.detectors.item import (
     C_REGION,
     C_SELLER,
     EVENT_ID,
+    KEY,
     ORIGIN,
     PAYLOAD,
     TS,
@@ -106,6 +107,11 @@ class Links:
             links.sort()
         if last is None or ts > last:
             devs[developer] = ts
+        if not links:
+            # the usual forward, most of which change nothing: the item itself stands for
+            # it (``solo_forward`` builds it), and a caller that drops it builds nothing
+            out.forwards.append(item)
+            return state
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append((ts, rank, eid, scope, (developer, status, address, links), origin))
         return state
@@ -119,6 +125,28 @@ class Links:
         state["devs"] = devs
         state["_t"] = max(devs.values()) + self.horizon + 1
         return state
+
+
+def is_solo(forward: Item) -> bool:
+    """Whether a forward is a call's own detect item (see ``solo_forward``)."""
+    return type(forward[KEY]) is list
+
+
+def solo_forward(item: Item) -> Item:
+    """The forward a detect item stands for: its call, without links, from its address.
+
+    ``Links`` hands on the item of a call that links no one as it is; where the forward
+    goes on (a worker's throttle topic, or a live scope offline) this builds it.
+    """
+    ts, rank, eid, _, call, origin = item
+    _, developer, _, operation, status, address, seller, region = call
+    scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
+    return (ts, rank, eid, scope, (developer, status, address, ()), origin)
+
+
+def scope_seller(scope: str) -> str:
+    """The seller of a ``SharedQuota`` key ``T|region|seller|operation``."""
+    return scope.split(SEP, 3)[2]
 
 
 class AgentLinks(Links):

@@ -22,6 +22,7 @@ import faust
 from aupwatch.detectors.engine import Output
 from aupwatch.detectors.item import KEY
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, Routing
+from aupwatch.detectors.throttle import is_solo, solo_forward
 from aupwatch.errors import AupwatchError
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker.checkpoint import Checkpointer
@@ -223,6 +224,8 @@ class Worker:
             # tag outputs with their source and whether a late item made them (see Stage)
             # outputs have one key each (only detect items carry a record's list of keys)
             for i, item in enumerate(out.forwards):
+                if is_solo(item):  # a call's own detect item stands for its forward
+                    item = solo_forward(item)
                 tagged = tag(item, f"{prefix}{origin[0][i]}", -1 if i in late else 0)
                 key = item[KEY]
                 assert isinstance(key, str)

@@ -11,7 +11,8 @@ from aupwatch.detectors import pipeline as pipeline_mod
 from aupwatch.detectors.bulk import _ORDER
 from aupwatch.detectors.bulk import sort_ties as _sort_ties
 from aupwatch.detectors.config import DetectorConfig
-from aupwatch.detectors.engine import _TS
+from aupwatch.detectors.engine import _TS, Item
+from aupwatch.detectors.throttle import is_solo, solo_forward
 from tests.detectors.support import decode_all, replay
 from tests.detectors.test_properties import _call, _t, decoded
 
@@ -65,6 +66,10 @@ def _own_addresses() -> list[Any]:
     return decode_all(recs)
 
 
+def _every_forward(forwards: list[Item], throttle: Any) -> list[Item]:
+    return [solo_forward(f) if is_solo(f) else f for f in forwards]
+
+
 def test_dropped_forwards_change_nothing(monkeypatch: Any) -> None:
     config = DetectorConfig.from_mapping({"throttle": {"min_excess_calls": 2}})
     for records, step_every in [
@@ -75,7 +80,8 @@ def test_dropped_forwards_change_nothing(monkeypatch: Any) -> None:
         (_own_addresses(), 5),
     ]:
         fast, fast_pipe = replay(records, config, step_every=step_every)
-        monkeypatch.setattr(pipeline_mod, "_live_forwards", lambda forwards, throttle: forwards)
+        # every forward passes, built from the item that stands for it where one does
+        monkeypatch.setattr(pipeline_mod, "_live_forwards", _every_forward)
         plain, plain_pipe = replay(records, config, step_every=step_every)
         monkeypatch.undo()
         assert fast == plain
