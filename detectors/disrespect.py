@@ -48,6 +48,8 @@ class Disrespect:
         call = item[PAYLOAD]
         developer, status = call[C_DEV], call[C_STATUS]
         if state is None:
+            if status != 429:  # a new scope's first call, as below in one step: most calls
+                return {"c": [ts], "q": [], "_t": ts + self.horizon}
             state = {"c": [], "q": [], "_t": ts + self.horizon}
         elif "_t" not in state:
             state["_t"] = ts + self.horizon  # written before scopes had timers

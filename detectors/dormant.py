@@ -92,10 +92,11 @@ class Dormant:
                 "_t": None,
             }
             return self._arm(state)
-        if state["st"] == "revoked":
+        st = state["st"]
+        if st == "revoked":
             self._occur(out, item, key, state, "revoked_key_used", status=status)
             return state
-        if state["st"] == "dormant":
+        if st == "dormant":
             self._occur(out, item, key, state, "reactivated", status=status)
             if not ok:
                 return state

@@ -125,7 +125,8 @@ class RecordShard(Shard):
         ids = self.ids
         prune(ids, self.wm - self.config.dedup_horizon)
         self.ids_prune_at = max(PRUNE_MIN, 2 * len(ids))
-        self.per_key = any(SEP in r for r in ids)
+        if self.per_key:  # a prune can only end it: the usual shard skips the scan
+            self.per_key = any(SEP in r for r in ids)
 
     def _decide(self, ready: list[Item], out: Output) -> None:
         """Applies ordered records, firing the timers due before each key's turn."""
@@ -135,10 +136,11 @@ class RecordShard(Shard):
         applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
-        first, pop = timers.first, timers.pop
-        # timers.push inlined: a heap push of nearly every call (retry scopes)
+        first = timers.first
+        # timers.push and timers.pop inlined: nearly every call pushes a retry scope's
+        # timer, and pops one
         near, far, far_at = timers.near, timers.far, self.wm + NEAR_SPAN
-        heappush = heapq.heappush
+        heappush, heappop = heapq.heappush, heapq.heappop
         fire = self._fire
         fresh_keys = self._fresh_keys
         ids, wm = self.ids, self.wm
@@ -164,7 +166,7 @@ class RecordShard(Shard):
                     dirty_add(ids_key)
             for key in keys:
                 while nxt <= ts:  # a timer due by now fires first
-                    due, tkey = pop()
+                    due, tkey = heappop(far if far and (not near or far[0] < near[0]) else near)
                     fire(due, tkey, out)
                     nxt = first()
                 apply, timed = applies[key[0]]
@@ -238,7 +240,8 @@ class RecordShard(Shard):
                 self._push_gc(key, {})
         else:
             del self.store[key]
-        self._mark(key)
+        if self.track_dirty:  # as _mark does (a retry scope's end: nearly every call)
+            self.dirty.add(key)
 
     def state_sizes(self) -> dict[str, int]:
         """Counts stored keys per operator prefix (kept empty entries not counted)."""
