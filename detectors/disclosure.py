@@ -47,11 +47,10 @@ class Disclosure:
         ts = item[TS]
         if payload[0] == "c":
             seller = payload[C_SELLER]
-            if state is None:
-                state = {"own": {seller: ts}}
+            if state is None:  # built in one step: half the calls own a new resource
                 if self.retention:
-                    state["_t"] = ts + self.retention + 1
-                return state
+                    return {"own": {seller: ts}, "_t": ts + self.retention + 1}
+                return {"own": {seller: ts}}
             owners = state["own"]
             new = seller not in owners
             owners[seller] = ts
