@@ -144,14 +144,15 @@ def _live_forwards(forwards: list[Item], throttle: Shard) -> list[Item]:
     hands those on as their own detect items, and only those of a seller with such a
     scope are built into forwards. Forwards to other operators all pass.
     """
-    live = {k for f in forwards if isinstance(k := f[KEY], str) and (k[0] != "T" or f[PAYLOAD][3])}
+    built = [f for f in forwards if type(f[KEY]) is str]  # one pass: the rest are solo calls
+    live = {k for f in built if isinstance(k := f[KEY], str) and (k[0] != "T" or f[PAYLOAD][3])}
     live.update(
         k for b in throttle.buffer if isinstance(k := b[KEY], str) and k[0] == "T" and b[PAYLOAD][3]
     )
     store = throttle.store
     sellers = {scope_seller(k) for k in chain(live, store) if k[0] == "T"}
     if not sellers:  # the usual step: no solo call can meet a scope
-        return [f for f in forwards if type(f[KEY]) is str and (f[KEY] in live or f[KEY] in store)]
+        return [f for f in built if f[KEY] in live or f[KEY] in store]
     kept = []
     for f in forwards:
         if is_solo(f):

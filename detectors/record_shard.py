@@ -30,7 +30,7 @@ from aupwatch.detectors.engine import (
     Shard,
 )
 from aupwatch.detectors.item import EVENT_ID, KEY, PER_KEY, TS, Item
-from aupwatch.detectors.timers import NEAR_SPAN
+from aupwatch.detectors.timers import FOREVER, NEAR_SPAN
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -168,7 +168,10 @@ class RecordShard(Shard):
                 while nxt <= ts:  # a timer due by now fires first
                     due, tkey = heappop(far if far and (not near or far[0] < near[0]) else near)
                     fire(due, tkey, out)
-                    nxt = first()
+                    # first(), inline
+                    nxt = near[0][0] if near else FOREVER
+                    if far and far[0][0] < nxt:
+                        nxt = far[0][0]
                 apply, timed = applies[key[0]]
                 entry = get(key)
                 if entry is None:
