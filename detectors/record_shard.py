@@ -121,10 +121,12 @@ class RecordShard(Shard):
         return keys
 
     def _prune_ids(self) -> None:
-        # amortised O(1): after a prune the next one waits until the set doubles
+        # amortised O(1): the next prune waits until the set doubles, or grows back to the
+        # size it had (so a step's many ids, all expired at the next, are pruned once)
         ids = self.ids
+        size = len(ids)
         prune(ids, self.wm - self.config.dedup_horizon)
-        self.ids_prune_at = max(PRUNE_MIN, 2 * len(ids))
+        self.ids_prune_at = max(PRUNE_MIN, 2 * len(ids), size)
         if self.per_key:  # a prune can only end it: the usual shard skips the scan
             self.per_key = any(SEP in r for r in ids)
 
@@ -223,9 +225,12 @@ class RecordShard(Shard):
             super()._fire(due, key, out)
             return
         entry = self.store.get(key)
-        if entry is None or entry[STATE] is None or entry[STATE].get("_t") != due:
+        if entry is None:
             return
-        state = self.ops[key[0]].fire(key, entry[STATE], due, out)
+        state = entry[STATE]
+        if state is None or state.get("_t") != due:
+            return
+        state = self.ops[key[0]].fire(key, state, due, out)
         if state is None:
             self._drop(key, entry)
         else:
