@@ -58,6 +58,15 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 	$(BIN)/python bench/detect_stage.py
 	$(BIN)/python bench/stream.py
 
+# the last commit before detectors version 2 (issue 13's speed condition compares with it)
+BEFORE_V2 := 1f3dee1
+
+bench-v2: setup ## Replay against the last commit before detectors v2, alternating on one file
+	@# a plain copy of that commit's files (git archive): no worktree is registered
+	rm -rf .cache/before-v2 && mkdir -p .cache/before-v2
+	git archive $(BEFORE_V2) | tar -x -C .cache/before-v2
+	$(BIN)/python bench/versus.py .cache/before-v2
+
 soak-bench: setup services ## One worker, 2,000 records/s for 30 min, months of event time: RSS, state, latency
 	@# the opt-in retentions bound the states the rules keep forever by default (docs/semantics.md)
 	$(BIN)/python bench/soak.py --minutes 30 --retention 91d
