@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from aupwatch.schemas.validate import SEPARATOR
+
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
     from aupwatch.detectors.engine import Operator
 
-# separates the parts of state keys (never part of an id)
-SEP = "\x1f"
+# separates the parts of state keys: no text of a valid record holds it
+SEP = SEPARATOR
 
 
 class Severity(StrEnum):

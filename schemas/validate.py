@@ -28,6 +28,8 @@ from aupwatch.schemas.records import (
 from aupwatch.schemas.times import parse_ts
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
+# joins the texts of a state key (``detectors.declare.SEP``): no text of a record holds it
+SEPARATOR = "\x1f"
 
 ip_cache: dict[str, bool] = {}
 """``source_ip`` texts seen, and whether each is an address (shared with the msgspec path)."""
@@ -331,7 +333,24 @@ def validate_object(obj: Any) -> Record:
         ts = parse_ts(text)
     except ValueError as exc:
         raise BadRecord("bad_timestamp", f"field 'ts': {exc}") from None
-    return builder(obj, event_id, ts)
+    rec = builder(obj, event_id, ts)
+    _no_separator(rec)
+    return rec
+
+
+def _no_separator(rec: Record) -> None:
+    """Rejects a record with U+001F in a text: aupwatch joins texts with it in state keys.
+
+    Last of the checks, so a record with another fault keeps that reason.
+    """
+    for name in rec.__struct_fields__:
+        value = getattr(rec, name)
+        texts = value if type(value) is tuple else (value,)
+        if any(type(t) is str and SEPARATOR in t for t in texts):
+            raise BadRecord(
+                "bad_value",
+                f"field {name!r} must not contain U+001F (the separator of aupwatch's state keys)",
+            )
 
 
 def decode_line_precise(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Record:

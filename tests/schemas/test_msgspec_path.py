@@ -62,6 +62,8 @@ PRECISE_ONLY = {
     "api_call_schema_version_integral_float": "an integer written as a float",
     "api_call_latency_big_integer": "an integer beyond 64 bits",
     "raw_duplicate_key_last_wins": "msgspec checks the type of every duplicate",
+    "api_call_id_with_the_text_backslash_u001f": "an escape of U+0010-U+001F, or its text",
+    "api_call_id_with_another_control_character": "an escape of U+0010-U+001F, or its text",
 }
 
 
