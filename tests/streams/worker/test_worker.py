@@ -107,6 +107,29 @@ def test_dead_letters_with_reason_and_source(
             assert m.value in raw_lines  # the record is kept byte for byte
 
 
+def test_a_text_holding_the_key_separator_is_a_dead_letter_and_the_worker_goes_on(
+    kafka_bootstrap: str, tmp_path: Path, dataset: Any
+) -> None:
+    # U+001F joins the texts of state keys: such a seller id once stopped every worker
+    logs, expected, _ = dataset
+    first = orjson.loads(next(x for x in logs.read_bytes().splitlines() if b'"api_call"' in x))
+    poison = orjson.dumps({**first, "event_id": "poison-1", "seller_id": "S\x1fX"})
+    assert b"\\u001f" in poison
+    poisoned = tmp_path / "poisoned.jsonl"
+    poisoned.write_bytes(poison + b"\n" + logs.read_bytes())
+    with deployment(kafka_bootstrap, tmp_path) as dep:
+        dep.create_input()
+        dep.start_worker("w1")
+        dep.send(poisoned, batch=100)
+        got = wait_for_alerts(dep, expected)
+        assert got == expected, describe_difference(expected, got) + dep.logs()
+        letters = [m for m in read_topic(kafka_bootstrap, dep.dead_topic) if m.value == poison]
+        assert len(letters) == 1, dep.logs()
+        headers = dict(letters[0].headers)
+        assert headers["aupwatch.reason"] == b"bad_value"
+        assert b"seller_id" in headers["aupwatch.error"] and b"U+001F" in headers["aupwatch.error"]
+
+
 def test_worker_help_and_sigterm(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = subprocess.run(
         [*AUPWATCH, "worker", "--help"], capture_output=True, text=True, check=True
