@@ -216,10 +216,7 @@ class Shard:
                 del buf[:cut]
             sort_ties(ready)
             self._decide(ready, out)
-        timers = self.timers
-        while timers.first() <= wm:
-            due, key = timers.pop()
-            self._fire(due, key, out)
+        self.timers.fire_until(wm, self._fire, out)
         tokens = self.tokens
         while tokens and tokens[0][0] <= wm:
             out.tokens.append(heapq.heappop(tokens)[2])
@@ -234,7 +231,7 @@ class Shard:
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         gc_pending = self._gc_pending
-        push, first, pop = timers.push, timers.first, timers.pop
+        push, first, fire_until = timers.push, timers.first, timers.fire_until
         wm = self.wm
         fire = self._fire
         # operators append to these lists (callers swap them only between advances)
@@ -244,10 +241,7 @@ class Shard:
         for item in ready:
             ts = item[TS]
             if nxt <= ts:
-                while nxt <= ts:
-                    due, tkey = pop()
-                    fire(due, tkey, out)
-                    nxt = first()
+                nxt = fire_until(ts, fire, out)
             key = cast(str, item[KEY])  # later stages: one key per item
             apply, timed = applies[key[0]]
             entry = get(key)

@@ -30,7 +30,7 @@ from aupwatch.detectors.engine import (
     Shard,
 )
 from aupwatch.detectors.item import EVENT_ID, KEY, PER_KEY, TS, Item
-from aupwatch.detectors.timers import FOREVER, NEAR_SPAN
+from aupwatch.detectors.timers import NEAR_SPAN
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -138,11 +138,10 @@ class RecordShard(Shard):
         applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
-        first = timers.first
-        # timers.push and timers.pop inlined: nearly every call pushes a retry scope's
-        # timer, and pops one
+        first, fire_until = timers.first, timers.fire_until
+        # timers.push inlined: nearly every call pushes a retry scope's timer
         near, far, far_at = timers.near, timers.far, self.wm + NEAR_SPAN
-        heappush, heappop = heapq.heappush, heapq.heappop
+        heappush = heapq.heappush
         fire = self._fire
         fresh_keys = self._fresh_keys
         ids, wm = self.ids, self.wm
@@ -167,13 +166,8 @@ class RecordShard(Shard):
                 if ids_key is not None:
                     dirty_add(ids_key)
             for key in keys:
-                while nxt <= ts:  # a timer due by now fires first
-                    due, tkey = heappop(far if far and (not near or far[0] < near[0]) else near)
-                    fire(due, tkey, out)
-                    # first(), inline
-                    nxt = near[0][0] if near else FOREVER
-                    if far and far[0][0] < nxt:
-                        nxt = far[0][0]
+                if nxt <= ts:  # a timer due by now fires first
+                    nxt = fire_until(ts, fire, out)
                 apply, timed = applies[key[0]]
                 entry = get(key)
                 if entry is None:

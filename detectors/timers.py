@@ -9,7 +9,8 @@ The order is that of one heap: the earliest ``(due, key)`` of either comes first
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 FOREVER = 1 << 62
 # a timer due more than this after the shard's watermark goes to the far heap
@@ -46,12 +47,27 @@ class Timers:
             return far[0][0] if far and far[0] < near[0] else near[0][0]
         return far[0][0] if far else FOREVER
 
-    def pop(self) -> Timer:
-        """Removes and returns the earliest timer (there must be one)."""
-        near, far = self.near, self.far
-        if far and (not near or far[0] < near[0]):
-            return heapq.heappop(far)
-        return heapq.heappop(near)
+    def fire_until(self, until: int, fire: Callable[[int, str, Any], None], out: Any) -> int:
+        """Pops and fires, earliest first, every timer due by ``until``.
+
+        A fired timer may set others, due by then too: those fire in the same call.
+
+        Args:
+            until: The time up to which timers are due.
+            fire: Called as ``fire(due, key, out)`` for each.
+            out: Handed to ``fire``.
+
+        Returns:
+            When the next timer is due (``FOREVER`` when there is none).
+        """
+        near, far, heappop = self.near, self.far, heapq.heappop
+        while near or far:
+            heap = far if far and (not near or far[0] < near[0]) else near
+            if heap[0][0] > until:
+                return heap[0][0]
+            due, key = heappop(heap)
+            fire(due, key, out)
+        return FOREVER
 
     def __len__(self) -> int:
         return len(self.near) + len(self.far)
