@@ -9,7 +9,6 @@ calling account's group and runs the group's calls through one token bucket.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from aupwatch.detectors.item import (
     PAYLOAD,
     TS,
 )
+from aupwatch.detectors.link_ignore import LinkIgnore
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.schemas.times import US_PER_S
 
@@ -35,36 +35,6 @@ if TYPE_CHECKING:
 NAME = "throttle_circumvention"
 # rank of link-only forwards: before the calls of the same instant, which they may link
 _LINK_RANK = 1
-_CACHE_MAX = 1 << 16
-
-
-class _Ignored:
-    """Whether an address or value links no one (``link_ignore``, ``link_ignore_values``)."""
-
-    __slots__ = ("cache", "nets", "values")
-
-    def __init__(self, config: DetectorConfig) -> None:
-        self.nets = config.link_ignore
-        self.values = config.link_ignore_values
-        self.cache: dict[str, bool] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.nets or self.values)
-
-    def __call__(self, value: str) -> bool:
-        hit = self.cache.get(value)
-        if hit is None:
-            hit = value in self.values
-            if not hit and self.nets:
-                try:
-                    addr = ipaddress.ip_address(value)
-                except ValueError:
-                    addr = None
-                hit = addr is not None and any(addr in net for net in self.nets)
-            if len(self.cache) >= _CACHE_MAX:
-                self.cache.clear()  # a pure function of the value: bounded memo only
-            self.cache[value] = hit
-        return hit
 
 
 class Links:
@@ -79,7 +49,7 @@ class Links:
     def __init__(self, config: DetectorConfig) -> None:
         self.horizon = config.link_horizon
         self.linking = "source_ip" in config.link_fields
-        self.ignored = _Ignored(config)
+        self.ignored = LinkIgnore(config)
         self.ignoring = bool(self.ignored)
         # read per call: the usual case (linking by address, nothing ignored) in one test
         self.plain = self.linking and not self.ignoring

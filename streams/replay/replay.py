@@ -190,7 +190,7 @@ class Replay:
         finally:
             self._since_step = since_step
             summary.records += records
-            summary.by_kind.update({kind: n for kind, n in by_kind.items() if n})
+            summary.by_kind.update({kind: count for kind, count in by_kind.items() if count})
 
     def finish(self) -> list[dict[str, Any]]:
         """Flushes the watermark to the last event time and returns final alert versions."""
