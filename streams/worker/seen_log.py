@@ -63,6 +63,11 @@ class SeenLog:
             return
         seen: dict[str, int] = entry[SEEN]
         n = len(seen)
+        if old is None and not n:
+            # nothing remembered, nothing written before (every detect key, whose ids are
+            # per record): no chunk, and no record of writing none, which would read the same
+            yield key, [{}, entry[STATE], entry[PRUNE_AT], entry[WRITTEN], 0, 0]
+            return
         if old is not None and self._intact(seen, old):
             epoch, start = old[0], old[1] - old[1] % self.chunk
         else:

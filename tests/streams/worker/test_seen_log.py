@@ -126,3 +126,16 @@ def test_forget_makes_the_next_write_whole() -> None:
     log.forget(["K"])
     assert write(log, changelog, "K", live) == 3 + 1  # every chunk again, the main entry
     assert restored(changelog)[0] == {"K": live}
+
+
+def test_an_entry_without_ids_is_written_alone_and_leaves_no_bookkeeping() -> None:
+    log, changelog = SeenLog(CHUNK), {}
+    live = entry({}, {"n": 1})
+    assert write(log, changelog, "K", live) == 1
+    assert changelog == {"K": [{}, {"n": 1}, 64, 1000, 0, 0]}
+    assert log.written == {}
+    # ids remembered later (a later stage's key) go to chunks as for any new key
+    live[0].update(ids(0, 5))
+    write(log, changelog, "K", live)
+    assert log.written["K"][:2] == (0, 5)
+    assert restored(changelog)[0] == {"K": live}
