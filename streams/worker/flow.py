@@ -71,6 +71,17 @@ class FlowMetrics:
             ["partition"],
             registry=registry,
         )
+        self._read: dict[int, Any] = {}  # partition -> its child of ``read``
+
+    def lines_read(self, partition: int, lines: int) -> None:
+        """Counts lines ingested from one input partition.
+
+        Per message: the labelled child is looked up once (a lookup costs ~3 us).
+        """
+        child = self._read.get(partition)
+        if child is None:
+            child = self._read[partition] = self.read.labels(partition=str(partition))
+        child.inc(lines)
 
 
 class InputFlow:
@@ -165,7 +176,7 @@ class InputFlow:
         if self.policy.limit:
             self.ledger.ingested(q, max_ts, valid)
         if self.metrics is not None and lines:
-            self.metrics.read.labels(partition=str(q)).inc(lines)
+            self.metrics.lines_read(q, lines)
 
     async def review(self, decided: int | None) -> None:
         """Settles decided records, then pauses and resumes as the policy says.

@@ -212,3 +212,13 @@ def test_records_read_again_count_each_record_once_per_input_partition() -> None
         (DETECT, 0): [(0, detect)],
     }
     assert reread_records(pending, IN, DETECT) == {0: 2, 1: 1}
+
+
+def test_lines_read_are_counted_per_input_partition() -> None:
+    registry = CollectorRegistry()
+    metrics = FlowMetrics(registry)
+    for q, lines in ((0, 3), (1, 5), (0, 4), (1, 0)):
+        metrics.lines_read(q, lines)
+    name = "aupwatch_input_records_read_total"
+    assert registry.get_sample_value(name, {"partition": "0"}) == 7
+    assert registry.get_sample_value(name, {"partition": "1"}) == 5
