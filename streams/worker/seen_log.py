@@ -123,11 +123,12 @@ class SeenLog:
             seen = dict(islice(seen.items(), n))
             stale += [chunk_key(key, e, i) for e, i in parts]
             entry[SEEN] = seen
-            last = next(reversed(seen)) if seen else None
-            self.written[key] = (epoch, len(seen), last, wanted)
+            if wanted:  # an entry that covers no id reads the same with no record (records)
+                last = next(reversed(seen)) if seen else None
+                self.written[key] = (epoch, len(seen), last, wanted)
         for key, entry in data.items():
             if isinstance(entry, list) and len(entry) > COUNT and owner(key) == partition:
-                if key not in self.written:  # covered ids but no chunk came back
+                if entry[COUNT] and key not in self.written:  # ids covered, no chunk came back
                     self.written[key] = (
                         entry[EPOCH],
                         len(entry[SEEN]),

@@ -139,3 +139,22 @@ def test_an_entry_without_ids_is_written_alone_and_leaves_no_bookkeeping() -> No
     write(log, changelog, "K", live)
     assert log.written["K"][:2] == (0, 5)
     assert restored(changelog)[0] == {"K": live}
+
+
+def test_a_restored_entry_without_ids_leaves_no_bookkeeping() -> None:
+    log, changelog = SeenLog(CHUNK), {}
+    write(log, changelog, "K", entry(ids(0, 5), {"n": 1}))
+    gone = entry({}, {"n": 2})  # a prune emptied it: a new epoch that covers no id
+    write(log, changelog, "K", gone)
+    write(log, changelog, "J", entry({}, {"n": 3}))
+    changelog[f"{PREFIX}J\x1e0\x1e0"] = ids(0, 2)  # a chunk no main entry covers
+    data, again = restored(changelog)
+    assert data == {"K": gone, "J": entry({}, {"n": 3})}
+    assert again.written == {}
+    assert again.take_stale(0) == [f"{PREFIX}J\x1e0\x1e0"]
+    # ids remembered after the restart are chunked and restored like any others
+    data["K"][0].update(ids(7, 13))
+    for k in again.take_stale(0):
+        changelog.pop(k, None)
+    write(again, changelog, "K", data["K"])
+    assert restored(changelog)[0]["K"] == data["K"]
