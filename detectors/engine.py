@@ -76,7 +76,8 @@ class Shard:
         operators: The operators of this stage, each owning the keys of its prefix.
         config: Detector settings (lateness is applied by the caller's watermark;
             ``dedup_horizon`` bounds the remembered event ids).
-        store: Where entries live: a dict offline, a table-backed mapping in a worker.
+        store: Where entries live (key -> ``Entry``; ``RecordShard`` keeps states): a dict
+            offline, a table-backed mapping in a worker.
         track_dirty: Collect changed keys for ``take_dirty`` (a worker persists them);
             offline replay persists nothing and turns it off.
     """
@@ -85,12 +86,12 @@ class Shard:
         self,
         operators: Iterable[Operator],
         config: DetectorConfig,
-        store: MutableMapping[str, Entry] | None = None,
+        store: MutableMapping[str, Any] | None = None,
         track_dirty: bool = True,
     ) -> None:
         self.ops = {op.prefix: op for op in operators}
         self.config = config
-        self.store: MutableMapping[str, Entry] = {} if store is None else store
+        self.store: MutableMapping[str, Any] = {} if store is None else store
         self.wm = NEVER
         self.buffer: list[Item] = []
         self.timers = Timers()
@@ -186,12 +187,17 @@ class Shard:
         if ts <= self.frontier:
             return None
         keys = item[KEY]
-        left = [k for k in _keys(keys) if not _written_after(self.store.get(k), ts)]
+        left = [k for k in _keys(keys) if not ts <= self._written(k)]
         if not left:
             return None
         if type(keys) is str:
             return item
         return (ts, item[RANK], item[EVENT_ID], left, item[PAYLOAD], item[ORIGIN])
+
+    def _written(self, key: str) -> int:
+        """The watermark a restored key was last persisted at (``NEVER``: not persisted)."""
+        entry = self.store.get(key)
+        return entry[WRITTEN] if entry is not None and len(entry) > WRITTEN else NEVER
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -372,8 +378,3 @@ class Shard:
 def _keys(keys: str | list[str]) -> list[str] | tuple[str]:
     """The state keys of an item: a detect-stage item's list, or a later stage's one key."""
     return (keys,) if isinstance(keys, str) else keys
-
-
-def _written_after(entry: Entry | None, ts: int) -> bool:
-    """Whether a restored entry was persisted at or after ``ts`` (so it applied the item)."""
-    return entry is not None and len(entry) > WRITTEN and ts <= entry[WRITTEN]

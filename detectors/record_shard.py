@@ -3,8 +3,10 @@
 A detect item holds the state keys one record touches in this shard and the record's packed
 fields (``aupwatch.detectors.item``). The shard remembers the record's event id once, in
 ``ids`` (event id -> the watermark that decided it, kept until the watermark is
-``dedup_horizon`` past it), instead of once per key, and keeps no entry for a key whose
-state is None: a re-delivered record is dropped whole before any key sees it.
+``dedup_horizon`` past it), instead of once per key. Its store maps each key to its state
+alone (no ``Entry`` around it: no list and no id set per key), and a key whose state is
+None leaves it: a re-delivered record is dropped whole before any key sees it. A worker's
+store is a view that keeps the table's entries (``streams.worker.stages.StateView``).
 
 Detect items of former versions (one per key, marked by ``PER_KEY`` before their key)
 remember ``event id|key``; a record seen both ways is still applied once per key.
@@ -13,24 +15,14 @@ remember ``event id|key``; a record seen both ways is still applied once per key
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING
 
 from aupwatch.detectors.bulk import prune
 from aupwatch.detectors.declare import SEP
-from aupwatch.detectors.engine import (
-    GC_TIMER,
-    PRUNE_MIN,
-    SEEN,
-    STATE,
-    WRITTEN,
-    Entry,
-    Operator,
-    Output,
-    Shard,
-)
+from aupwatch.detectors.engine import NEVER, PRUNE_MIN, Operator, Output, Shard, State
 from aupwatch.detectors.item import EVENT_ID, KEY, PER_KEY, TS, Item
-from aupwatch.detectors.timers import NEAR_SPAN
+from aupwatch.detectors.timers import NEAR_SPAN, Timers
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -42,49 +34,60 @@ class RecordShard(Shard):
     Args:
         operators: The detect stage's operators.
         config: Detector settings (``dedup_horizon`` bounds the remembered ids).
-        store: Where entries live: a dict offline, a table-backed mapping in a worker.
+        store: Key -> state: a dict offline, a view of the table's entries in a worker.
         track_dirty: Collect changed keys for ``take_dirty``.
         ids: The remembered record ids to start from (a worker's restored ones).
         ids_key: Reported by ``take_dirty`` whenever ``ids`` changed (a worker persists
             them under it); None offline.
+        written: A restored key's last persisted watermark (``NEVER``: none); a worker's
+            store gives it, offline nothing is restored.
+        latest_written: The latest of those watermarks.
     """
 
     def __init__(
         self,
         operators: Iterable[Operator],
         config: DetectorConfig,
-        store: MutableMapping[str, Entry] | None = None,
+        store: MutableMapping[str, State] | None = None,
         track_dirty: bool = True,
         ids: dict[str, int] | None = None,
         ids_key: str | None = None,
+        written: Callable[[str], int] | None = None,
+        latest_written: int = NEVER,
     ) -> None:
         self.ids: dict[str, int] = {} if ids is None else ids
         self.ids_key = ids_key
+        self.written = written
+        self.latest_written = latest_written
         self.ids_prune_at = max(PRUNE_MIN, 2 * len(self.ids))
         # ids remembered per key (former items): while any is, records check them too
         self.per_key = any(SEP in rid for rid in self.ids)
         super().__init__(operators, config, store, track_dirty)
+
+    def rebuild_timers(self) -> None:
+        """Rebuilds the timers from the stored states (after a restore)."""
+        self.max_frontier = max(self.max_frontier, self.latest_written)
+        self._gc_pending = set()
+        self.timers = Timers(
+            [(t, key) for key, state in self.store.items() if (t := state.get("_t")) is not None],
+            self.wm,
+        )
+
+    def _written(self, key: str) -> int:
+        return NEVER if self.written is None else self.written(key)
 
     def restore(self, frontier: int) -> None:
         """Resumes after a restart; keeps only the ids every key applied before it.
 
         An id later than the frontier may come from a checkpoint cut short, which wrote
         some of its keys and not others: its keys' written watermarks decide instead.
-        Ids remembered per key by a former version join ``ids`` the same way.
+        Ids remembered per key by a former version (``event id|key``, put in ``ids`` by the
+        worker) are kept the same way.
         """
         super().restore(frontier)
         for rid in [rid for rid, ts in self.ids.items() if ts > frontier]:
             del self.ids[rid]
-        for key in list(self.store):
-            entry = self.store[key]
-            former = entry[SEEN]
-            if not former:
-                continue
-            for eid, ts in former.items():
-                if ts <= frontier:
-                    self.ids[f"{eid}{SEP}{key}"] = ts
-                    self.per_key = True
-            entry[SEEN] = {}  # an empty entry stays until its collection timer
+        self.per_key = any(SEP in rid for rid in self.ids)
         self._mark(self.ids_key)
         self.ids_prune_at = max(PRUNE_MIN, 2 * len(self.ids))
 
@@ -169,22 +172,23 @@ class RecordShard(Shard):
                 if nxt <= ts:  # a timer due by now fires first
                     nxt = fire_until(ts, fire, out)
                 apply, timed = applies[key[0]]
-                entry = get(key)
-                if entry is None:
+                old = get(key)
+                if old is None:
                     state = apply(key, None, item, out)
                     if state is None:
                         continue  # no state: nothing to keep, the record id is remembered
-                    store[key] = [{}, state, PRUNE_MIN]
+                    store[key] = state
                     old_t = None
                 else:
-                    state = entry[STATE]
-                    old_t = None if state is None or not timed else state.get("_t")
-                    state = apply(key, state, item, out)
+                    old_t = old.get("_t") if timed else None
+                    state = apply(key, old, item, out)
                     if state is None:
-                        self._drop(key, entry)
-                        nxt = first()
+                        del store[key]
+                        if track_dirty:
+                            dirty_add(key)
                         continue
-                    entry[STATE] = state
+                    if state is not old:
+                        store[key] = state
                 if track_dirty:
                     dirty_add(key)
                 if timed:
@@ -196,59 +200,33 @@ class RecordShard(Shard):
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late record (no timers fire first)."""
-        keys = self._fresh_keys(item, out)
-        for key in keys or ():
-            entry = self.store.get(key)
-            op = self.ops[key[0]]
-            if entry is None:
-                state = op.apply(key, None, item, out)
-                if state is not None:
-                    entry = [{}, None, PRUNE_MIN]
-                    self.store[key] = entry
-                    self._store_state(key, entry, state, None)
-                continue
-            old = entry[STATE]
-            state = op.apply(key, old, item, out)
-            if state is None:
-                self._drop(key, entry)
-            else:
-                self._store_state(key, entry, state, None if old is None else old.get("_t"))
+        for key in self._fresh_keys(item, out) or ():
+            old = self.store.get(key)
+            state = self.ops[key[0]].apply(key, old, item, out)
+            self._put(key, state, None if old is None else old.get("_t"))
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        if key.endswith(GC_TIMER):
-            super()._fire(due, key, out)
-            return
-        entry = self.store.get(key)
-        if entry is None:
-            return
-        state = entry[STATE]
+        state = self.store.get(key)
         if state is None or state.get("_t") != due:
             return
-        state = self.ops[key[0]].fire(key, state, due, out)
+        self._put(key, self.ops[key[0]].fire(key, state, due, out), due)
+
+    def _put(self, key: str, state: State | None, old_t: int | None) -> None:
+        """Stores a key's new state (None: the key goes), arming its timer if it moved."""
         if state is None:
-            self._drop(key, entry)
-        else:
-            self._store_state(key, entry, state, due)
-
-    def _drop(self, key: str, entry: Entry) -> None:
-        """Forgets a key whose state is gone; one written by a checkpoint stays a while.
-
-        A persisted entry's written watermark tells a restarted worker which re-read
-        records it applied, so it is kept, empty, until ``dedup_horizon`` has passed.
-        """
-        if len(entry) > WRITTEN:
-            entry[STATE] = None
-            if key not in self._gc_pending:
-                self._push_gc(key, {})
-        else:
+            if key not in self.store:
+                return  # never stored: nothing changed
             del self.store[key]
-        if self.track_dirty:  # as _mark does (a retry scope's end: nearly every call)
-            self.dirty.add(key)
+        else:
+            self.store[key] = state
+            new_t = state.get("_t")
+            if new_t is not None and new_t != old_t:
+                self.timers.push(new_t, key, self.wm)
+        self._mark(key)
 
     def state_sizes(self) -> dict[str, int]:
-        """Counts stored keys per operator prefix (kept empty entries not counted)."""
+        """Counts stored keys per operator prefix."""
         sizes = dict.fromkeys(self.ops, 0)
-        for key, entry in self.store.items():
-            if entry[STATE] is not None:
-                sizes[key[0]] = sizes.get(key[0], 0) + 1
+        for key in self.store:
+            sizes[key[0]] = sizes.get(key[0], 0) + 1
         return sizes

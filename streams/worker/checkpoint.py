@@ -87,6 +87,8 @@ class Checkpointer:
                     await out.add(frontier_key(p).encode(), orjson.dumps(wm))
                 await out.close()
         await producer.flush()
+        for stage in self.stages.values():
+            stage.expire()  # durable now: marks its frontiers passed decide nothing more
         offsets = self.offsets.release()
         if offsets:
             await commit_offsets(self.app.consumer, offsets)

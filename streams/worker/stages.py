@@ -26,6 +26,7 @@ from aupwatch.streams.worker.keys import (
     partition_of,
 )
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
+from aupwatch.streams.worker.state_view import StateView
 from aupwatch.streams.worker.wire import WireItem, decode, legacy_detect, to_item
 
 
@@ -99,6 +100,7 @@ class Stage:
         self.idle: dict[int, bool] = {}  # whether a shard's last advance found all idle
         self.progress: dict[int, tuple[int, float]] = {}  # shard -> (wm, since when)
         self.seen_log = SeenLog(seen_chunk)
+        self.views: dict[int, StateView] = {}  # detect partitions' state views
         # input partitions promise max time - lateness; their idleness is checked afresh
         self.from_input = name == "detect"
 
@@ -123,10 +125,19 @@ class Stage:
                 ids = self.data.get(ids_key(partition))
                 if not isinstance(ids, list):
                     ids = self.data[ids_key(partition)] = [{}, None, 0]
+                view = self.views[partition] = StateView(store, self.data)
+                since = frontier if isinstance(frontier, int) else NEVER
+                ids[SEEN].update(view.former_ids(since))
                 shard = RecordShard(
-                    ops, self.config, store, ids=ids[SEEN], ids_key=ids_key(partition)
+                    ops,
+                    self.config,
+                    view,
+                    ids=ids[SEEN],
+                    ids_key=ids_key(partition),
+                    written=view.written,
+                    latest_written=view.latest_written(),
                 )
-                shard.restore(frontier if isinstance(frontier, int) else NEVER)
+                shard.restore(since)
             else:
                 shard = Shard(ops, self.config, store)
                 if isinstance(frontier, int):
@@ -139,8 +150,19 @@ class Stage:
             )
         return shard
 
+    def expire(self) -> None:
+        """After a complete checkpoint: empty entries its frontiers passed leave the table.
+
+        They are deleted from the changelog at the next checkpoint (see ``StateView``).
+        """
+        for p, view in self.views.items():
+            frontier = self.data.get(frontier_key(p))
+            if isinstance(frontier, int) and view.emptied:
+                self.shards[p].dirty.update(view.expire(frontier))
+
     def drop(self, partition: int) -> None:
         """Forgets a revoked partition (its unacknowledged input is redelivered)."""
+        self.views.pop(partition, None)
         self.shards.pop(partition, None)
         self.upstream.pop(partition, None)
         self.sent.pop(partition, None)

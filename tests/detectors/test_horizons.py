@@ -54,7 +54,8 @@ def _state(pipeline: Pipeline, key: str) -> Any:
     """The operator state of a key (``None`` without one), wherever its shard is."""
     for shard in pipeline.shards.values():
         if key in shard.store:
-            return shard.store[key][1]
+            # the detect shard keeps states, the later stages entries
+            return shard.store[key] if isinstance(shard, RecordShard) else shard.store[key][1]
     return None
 
 

@@ -110,7 +110,8 @@ def _checkpoint(stage: Stage, changelog: dict[str, Any]) -> None:
                     changelog.pop(k, None)
                 else:
                     changelog[k] = orjson.loads(orjson.dumps(v))
-        changelog[frontier_key(p)] = shard.wm
+        changelog[frontier_key(p)] = stage.data[frontier_key(p)] = shard.wm
+    stage.expire()  # the checkpoint is durable
 
 
 def test_record_ids_go_to_the_changelog_in_chunks_and_come_back() -> None:
@@ -134,3 +135,48 @@ def test_record_ids_go_to_the_changelog_in_chunks_and_come_back() -> None:
     skipped = Output()
     again.take(1, orjson.dumps(late), None, skipped)
     assert not skipped.occurrences and not shard.buffer
+
+
+SCOPE = "R\x1fapp\x1fseller\x1fgetOrders"
+
+
+def _retry_call(ts: int, eid: str, offset: int) -> list[Any]:
+    """A call that opens a retry scope (``throttle_disrespect``), dropped two windows on."""
+    packed = ["c", "dev", "app", "getOrders", 200, "10.0.0.1", "seller", "NA"]
+    return [ts, 2, eid, [SCOPE], packed, 0, "i0", [offset, 1, 0]]
+
+
+def _feed(stage: Stage, items: list[Any], wm: int) -> None:
+    stage.take(0, orjson.dumps({"m": [["i0", wm, False]], "x": items}), None, Output())
+    stage.advance({0}, Output())
+
+
+def test_a_persisted_key_whose_state_ends_stays_empty_until_a_frontier_passes_it() -> None:
+    stage = Stage("detect", DetectorConfig(), 1, ["i0"], {})
+    changelog: dict[str, Any] = {}
+    _feed(stage, [_retry_call(1_000_000, "e1", 1)], 2_000_000)
+    _checkpoint(stage, changelog)
+    assert changelog[SCOPE][1]["c"] == [1_000_000]
+    _feed(stage, [], 3_600_000_000)  # the scope's timer drops it
+    assert stage.data[SCOPE][1] is None and SCOPE not in stage.shards[0].store
+    assert SCOPE in stage.views[0].emptied
+    _checkpoint(stage, changelog)  # writes the empty entry; its frontier then passes it
+    assert changelog[SCOPE][1] is None and changelog[SCOPE][3] == 3_600_000_000
+    assert SCOPE not in stage.data and not stage.views[0].emptied
+    _checkpoint(stage, changelog)  # and deletes it from the changelog
+    assert SCOPE not in changelog
+
+
+def test_a_restored_empty_entry_past_the_frontier_still_skips_what_its_key_applied() -> None:
+    # a checkpoint cut short wrote the scope's end (at 90 s) but not the frontier (60 s)
+    data: dict[str, Any] = {frontier_key(0): 60_000_000, SCOPE: [{}, None, 64, 90_000_000, 0, 0]}
+    stage = Stage("detect", DetectorConfig(), 1, ["i0"], data)
+    shard = stage.shard(0)
+    _feed(stage, [_retry_call(80_000_000, "e8", 8)], 100_000_000)
+    assert SCOPE not in shard.store  # e8 had been applied before the scope ended
+    stage.data[frontier_key(0)] = 85_000_000
+    stage.expire()
+    assert SCOPE in stage.data  # the frontier has not passed its mark yet
+    stage.data[frontier_key(0)] = 100_000_000
+    stage.expire()
+    assert SCOPE not in stage.data and SCOPE in shard.take_dirty()
