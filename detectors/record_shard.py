@@ -67,7 +67,6 @@ class RecordShard(Shard):
     def rebuild_timers(self) -> None:
         """Rebuilds the timers from the stored states (after a restore)."""
         self.max_frontier = max(self.max_frontier, self.latest_written)
-        self._gc_pending = set()
         self.timers = Timers(
             [(t, key) for key, state in self.store.items() if (t := state.get("_t")) is not None],
             self.wm,
