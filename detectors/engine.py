@@ -112,8 +112,7 @@ class Shard:
         self._gc_pending = set()
         for key, entry in self.store.items():
             seen, state = entry[SEEN], entry[STATE]
-            if len(entry) > WRITTEN and entry[WRITTEN] > self.max_frontier:
-                self.max_frontier = entry[WRITTEN]
+            self.max_frontier = max(self.max_frontier, written_at(entry))
             if state is not None and state.get("_t") is not None:
                 timers.append((state["_t"], key))
             elif state is None:
@@ -196,8 +195,7 @@ class Shard:
 
     def _written(self, key: str) -> int:
         """The watermark a restored key was last persisted at (``NEVER``: not persisted)."""
-        entry = self.store.get(key)
-        return entry[WRITTEN] if entry is not None and len(entry) > WRITTEN else NEVER
+        return written_at(self.store.get(key))
 
     def advance(self, wm: int, out: Output) -> None:
         """Moves the watermark and decides every buffered item and timer up to it.
@@ -378,3 +376,8 @@ class Shard:
 def _keys(keys: str | list[str]) -> list[str] | tuple[str]:
     """The state keys of an item: a detect-stage item's list, or a later stage's one key."""
     return (keys,) if isinstance(keys, str) else keys
+
+
+def written_at(entry: Entry | None) -> int:
+    """The watermark a checkpoint last stamped on an entry (``NEVER``: none, or no entry)."""
+    return entry[WRITTEN] if entry is not None and len(entry) > WRITTEN else NEVER

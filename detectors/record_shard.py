@@ -6,7 +6,7 @@ fields (``aupwatch.detectors.item``). The shard remembers the record's event id 
 ``dedup_horizon`` past it), instead of once per key. Its store maps each key to its state
 alone (no ``Entry`` around it: no list and no id set per key), and a key whose state is
 None leaves it: a re-delivered record is dropped whole before any key sees it. A worker's
-store is a view that keeps the table's entries (``streams.worker.stages.StateView``).
+store is a view that keeps the table's entries (``streams.worker.state_view``).
 
 Detect items of former versions (one per key, marked by ``PER_KEY`` before their key)
 remember ``event id|key``; a record seen both ways is still applied once per key.

@@ -18,7 +18,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from aupwatch.detectors.declare import SEP
-from aupwatch.detectors.engine import NEVER, PRUNE_MIN, SEEN, STATE, WRITTEN, State
+from aupwatch.detectors.engine import NEVER, PRUNE_MIN, SEEN, STATE, WRITTEN, State, written_at
 
 
 class StateView(MutableMapping[str, State]):
@@ -74,13 +74,11 @@ class StateView(MutableMapping[str, State]):
 
     def written(self, key: str) -> int:
         """The watermark the key's entry was last persisted at (``NEVER``: not yet)."""
-        entry = self.data.get(key)
-        return entry[WRITTEN] if entry is not None and len(entry) > WRITTEN else NEVER
+        return written_at(self.data.get(key))
 
     def latest_written(self) -> int:
         """The latest watermark any entry of the partition was persisted at."""
-        marks = (self.data[k] for k in self.entries)
-        return max((e[WRITTEN] for e in marks if len(e) > WRITTEN), default=NEVER)
+        return max((written_at(self.data[k]) for k in self.entries), default=NEVER)
 
     def former_ids(self, frontier: int) -> dict[str, int]:
         """Moves ids remembered per key (state format 2) out of the entries.
@@ -110,7 +108,7 @@ class StateView(MutableMapping[str, State]):
             entry = self.data.get(key)
             if entry is None or entry[STATE] is not None:
                 self.emptied.discard(key)
-            elif len(entry) <= WRITTEN or entry[WRITTEN] <= frontier:
+            elif written_at(entry) <= frontier:
                 del self.data[key]
                 self.emptied.discard(key)
                 gone.append(key)
