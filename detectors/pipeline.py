@@ -40,17 +40,27 @@ class Routing:
 
     prefixes: frozenset[str]
     ignored_agents: frozenset[str] = frozenset()
-    # whether a call feeds D, G, K, L, O, R, U: unpacked by every call, one step in all
+    # whether a call feeds D, G, K, L, O, R, U
     call_steps: tuple[bool, ...] = field(init=False)
+    # whether it feeds G, and whether it feeds every other step of a call
+    to_g: bool = field(init=False)
+    every_call: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        # frozen: the one derived field is set through object
-        object.__setattr__(self, "call_steps", tuple(p in self.prefixes for p in "DGKLORU"))
+        # frozen: the derived fields are set through object
+        steps = tuple(p in self.prefixes for p in "DGKLORU")
+        object.__setattr__(self, "call_steps", steps)
+        object.__setattr__(self, "to_g", steps[1])
+        object.__setattr__(self, "every_call", all(steps[:1] + steps[2:]))
 
     @classmethod
     def of(cls, config: DetectorConfig) -> Routing:
         """The routing of one configuration (replay and workers route with the same)."""
         return cls(live_prefixes(config), config.link_ignore_values)
+
+
+# the prefixes of a call's keys, with their separator
+_D, _G, _K, _L, _O, _R, _U = (p + SEP for p in "DGKLORU")
 
 
 # every item of every step: what routing gave before it depended on the settings
@@ -71,39 +81,65 @@ def route(rec: Record, origin: int = 0, routing: Routing = EVERY) -> Item | None
         decides them, or None when no live step takes the record. A worker splits the
         keys among the partitions that own them.
     """
+    if type(rec) is not ApiCall:
+        return _route_other(rec, origin, routing)
+    app, seller, key_id = rec.app_id, rec.seller_id, rec.key_id
+    status = rec.status
+    rids = rec.resource_ids
+    # prefixes in key order: D < G < K < L < O < R < U
+    if routing.every_call:  # D, K, L, O, R, U live: the usual settings
+        agent = rec.user_agent
+        if agent and routing.to_g and agent not in routing.ignored_agents:
+            keys = [_D + key_id, _G + agent, _K + key_id, _L + rec.source_ip]
+        else:
+            keys = [_D + key_id, _K + key_id, _L + rec.source_ip]
+        if rids and 200 <= status < 300:
+            if len(rids) == 1:  # the usual case, without a comprehension's call
+                keys.append(f"{_O}{app}{SEP}{rids[0]}")
+            else:
+                pre = _O + app + SEP
+                keys += [pre + rid for rid in sorted(rids)]
+        keys += (f"{_R}{app}{SEP}{seller}{SEP}{rec.operation}", f"{_U}{app}{SEP}{seller}")
+    else:
+        keys = []
+        to_d, to_g, to_k, to_l, to_o, to_r, to_u = routing.call_steps
+        if to_d:
+            keys.append(_D + key_id)
+        agent = rec.user_agent
+        if agent and to_g and agent not in routing.ignored_agents:
+            keys.append(_G + agent)
+        if to_k:
+            keys.append(_K + key_id)
+        if to_l:
+            keys.append(_L + rec.source_ip)
+        if rids and 200 <= status < 300 and to_o:
+            pre = _O + app + SEP
+            keys += [pre + rid for rid in sorted(rids)]
+        if to_r:
+            keys.append(f"{_R}{app}{SEP}{seller}{SEP}{rec.operation}")
+        if to_u:
+            keys.append(f"{_U}{app}{SEP}{seller}")
+        if not keys:
+            return None
+    packed = (
+        "c",
+        rec.developer_id,
+        app,
+        rec.operation,
+        status,
+        rec.source_ip,
+        seller,
+        rec.region,
+    )
+    return (rec.ts, 2, rec.event_id, keys, packed, origin)
+
+
+def _route_other(rec: Record, origin: int, routing: Routing) -> Item | None:
+    """``route`` of an authorization, a data access or a key event."""
     ts, eid = rec.ts, rec.event_id
     live = routing.prefixes
     keys: list[str] = []
     packed: tuple[Any, ...]
-    if isinstance(rec, ApiCall):
-        app, seller, operation, key_id = rec.app_id, rec.seller_id, rec.operation, rec.key_id
-        status = rec.status
-        # prefixes in key order: D < G < K < L < O < R < U
-        to_d, to_g, to_k, to_l, to_o, to_r, to_u = routing.call_steps
-        if to_d:
-            keys.append(f"D{SEP}{key_id}")
-        agent = rec.user_agent
-        if agent and to_g and agent not in routing.ignored_agents:
-            keys.append(f"G{SEP}{agent}")
-        if to_k:
-            keys.append(f"K{SEP}{key_id}")
-        if to_l:
-            keys.append(f"L{SEP}{rec.source_ip}")
-        rids = rec.resource_ids
-        if rids and 200 <= status < 300 and to_o:
-            if len(rids) == 1:  # the usual case, without a comprehension's call
-                keys.append(f"O{SEP}{app}{SEP}{rids[0]}")
-            else:
-                pre = f"O{SEP}{app}{SEP}"
-                keys += [pre + rid for rid in sorted(rids)]
-        if to_r:
-            keys.append(f"R{SEP}{app}{SEP}{seller}{SEP}{operation}")
-        if to_u:
-            keys.append(f"U{SEP}{app}{SEP}{seller}")
-        if not keys:
-            return None
-        packed = ("c", rec.developer_id, app, operation, status, rec.source_ip, seller, rec.region)
-        return (ts, 2, eid, keys, packed, origin)
     if isinstance(rec, Authorization):
         if "U" not in live:
             return None

@@ -151,6 +151,8 @@ class RecordShard(Shard):
         nxt = first()
         for item in ready:
             ts = item[TS]
+            if nxt <= ts:  # timers due by now fire first (their keys' states change)
+                nxt = fire_until(ts, fire, out)
             keys: list[str] = item[KEY]  # type: ignore[assignment]  # a detect item's list
             if self.per_key or keys[0] == PER_KEY:
                 fresh = fresh_keys(item, out)
@@ -168,8 +170,6 @@ class RecordShard(Shard):
                 if ids_key is not None:
                     dirty_add(ids_key)
             for key in keys:
-                if nxt <= ts:  # a timer due by now fires first
-                    nxt = fire_until(ts, fire, out)
                 apply, timed = applies[key[0]]
                 old = get(key)
                 if old is None:
@@ -192,10 +192,12 @@ class RecordShard(Shard):
                     dirty_add(key)
                 if timed:
                     new_t = state.get("_t")
-                    if new_t is not None and new_t != old_t:
+                    if new_t != old_t and new_t is not None:  # usually unchanged: one test
                         heappush(far if new_t > far_at else near, (new_t, key))
                         if new_t < nxt:
                             nxt = new_t
+                            if nxt <= ts:  # due by now: it fires before the record's next key
+                                nxt = fire_until(ts, fire, out)
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late record (no timers fire first)."""
@@ -205,10 +207,17 @@ class RecordShard(Shard):
             self._put(key, state, None if old is None else old.get("_t"))
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        state = self.store.get(key)
+        store = self.store
+        state = store.get(key)
         if state is None or state.get("_t") != due:
             return
-        self._put(key, self.ops[key[0]].fire(key, state, due, out), due)
+        state = self.ops[key[0]].fire(key, state, due, out)
+        if state is None:  # as _put does: most timers drop a scope that saw no call since
+            del store[key]
+            if self.track_dirty:
+                self.dirty.add(key)
+            return
+        self._put(key, state, due)
 
     def _put(self, key: str, state: State | None, old_t: int | None) -> None:
         """Stores a key's new state (None: the key goes), arming its timer if it moved."""

@@ -158,17 +158,18 @@ class Replay:
                 n = first - 1
                 for line in batch:
                     n += 1
-                    if not line or line.isspace():  # as `not line.strip()`, without a copy
-                        summary.blank_lines += 1
-                        continue
                     # The line is decoded with its newline (JSON whitespace: same verdict and
                     # record, no copy); only a rejected or long one is decoded again without
-                    # it, for the exact error, size check and dead letter.
+                    # it, for the exact error, size check and dead letter. A blank line is
+                    # one of those: no JSON, so it is told apart only once rejected.
                     try:
                         rec = decode_line(line, max_bytes) if len(line) <= max_bytes else None
                     except BadRecord:
                         rec = None
                     if rec is None:
+                        if not line or line.isspace():  # as `not line.strip()`, without a copy
+                            summary.blank_lines += 1
+                            continue
                         if line.endswith(b"\n"):
                             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                         try:
