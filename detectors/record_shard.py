@@ -3,10 +3,12 @@
 A detect item holds the state keys one record touches in this shard and the record's packed
 fields (``aupwatch.detectors.item``). The shard remembers the record's event id once, in
 ``ids`` (event id -> the watermark that decided it, kept until the watermark is
-``dedup_horizon`` past it), instead of once per key. Its store maps each key to its state
-alone (no ``Entry`` around it: no list and no id set per key), and a key whose state is
-None leaves it: a re-delivered record is dropped whole before any key sees it. A worker's
-store is a view that keeps the table's entries (``streams.worker.state_view``).
+``dedup_horizon`` past it), instead of once per key. Each detector step keeps its states
+in a map of its own (key -> state alone: no ``Entry`` around it, no list and no id set per
+key), so the few keys of a busy step stay in a small map while another holds millions; a
+key whose state is None leaves its map: a re-delivered record is dropped whole before any
+key sees it. In a worker every step's map is one view that keeps the table's entries
+(``streams.worker.state_view``).
 
 Detect items of former versions (one per key, marked by ``PER_KEY`` before their key)
 remember ``event id|key``; a record seen both ways is still applied once per key.
@@ -15,6 +17,7 @@ remember ``event id|key``; a record seen both ways is still applied once per key
 from __future__ import annotations
 
 import heapq
+from collections import ChainMap
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING
 
@@ -34,7 +37,8 @@ class RecordShard(Shard):
     Args:
         operators: The detect stage's operators.
         config: Detector settings (``dedup_horizon`` bounds the remembered ids).
-        store: Key -> state: a dict offline, a view of the table's entries in a worker.
+        store: Key -> state of every step: a view of the table's entries in a worker; None
+            (offline) gives each step a dict of its own.
         track_dirty: Collect changed keys for ``take_dirty``.
         ids: The remembered record ids to start from (a worker's restored ones).
         ids_key: Reported by ``take_dirty`` whenever ``ids`` changed (a worker persists
@@ -62,7 +66,14 @@ class RecordShard(Shard):
         self.ids_prune_at = max(PRUNE_MIN, 2 * len(self.ids))
         # ids remembered per key (former items): while any is, records check them too
         self.per_key = any(SEP in rid for rid in self.ids)
-        super().__init__(operators, config, store, track_dirty)
+        operators = list(operators)
+        # prefix -> the map of that step's states
+        self.maps: dict[str, MutableMapping[str, State]] = {
+            op.prefix: {} if store is None else store for op in operators
+        }
+        # every state, read-only (writes go to the maps): one map in a worker, all offline
+        whole = store if store is not None else ChainMap(*self.maps.values())
+        super().__init__(operators, config, whole, track_dirty)
 
     def rebuild_timers(self) -> None:
         """Rebuilds the timers from the stored states (after a restore)."""
@@ -135,9 +146,11 @@ class RecordShard(Shard):
     def _decide(self, ready: list[Item], out: Output) -> None:
         """Applies ordered records, firing the timers due before each key's turn."""
         timers = self.timers
-        store = self.store
-        get = store.get
-        applies = {p: (op.apply, getattr(op, "timers", True)) for p, op in self.ops.items()}
+        maps = self.maps
+        # per step: its apply, whether its states hold timers, its map
+        applies = {
+            p: (op.apply, getattr(op, "timers", True), maps[p]) for p, op in self.ops.items()
+        }
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         first, fire_until = timers.first, timers.fire_until
@@ -170,8 +183,8 @@ class RecordShard(Shard):
                 if ids_key is not None:
                     dirty_add(ids_key)
             for key in keys:
-                apply, timed = applies[key[0]]
-                old = get(key)
+                apply, timed, store = applies[key[0]]
+                old = store.get(key)
                 if old is None:
                     state = apply(key, None, item, out)
                     if state is None:
@@ -202,12 +215,12 @@ class RecordShard(Shard):
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late record (no timers fire first)."""
         for key in self._fresh_keys(item, out) or ():
-            old = self.store.get(key)
+            old = self.maps[key[0]].get(key)
             state = self.ops[key[0]].apply(key, old, item, out)
             self._put(key, state, None if old is None else old.get("_t"))
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        store = self.store
+        store = self.maps[key[0]]
         state = store.get(key)
         if state is None or state.get("_t") != due:
             return
@@ -221,12 +234,13 @@ class RecordShard(Shard):
 
     def _put(self, key: str, state: State | None, old_t: int | None) -> None:
         """Stores a key's new state (None: the key goes), arming its timer if it moved."""
+        store = self.maps[key[0]]
         if state is None:
-            if key not in self.store:
+            if key not in store:
                 return  # never stored: nothing changed
-            del self.store[key]
+            del store[key]
         else:
-            self.store[key] = state
+            store[key] = state
             new_t = state.get("_t")
             if new_t is not None and new_t != old_t:
                 self.timers.push(new_t, key, self.wm)
@@ -234,7 +248,6 @@ class RecordShard(Shard):
 
     def state_sizes(self) -> dict[str, int]:
         """Counts stored keys per operator prefix."""
-        sizes = dict.fromkeys(self.ops, 0)
-        for key in self.store:
-            sizes[key[0]] = sizes.get(key[0], 0) + 1
-        return sizes
+        if isinstance(self.store, ChainMap):  # a map per step
+            return {p: len(m) for p, m in self.maps.items()}
+        return super().state_sizes()
