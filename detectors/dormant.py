@@ -80,11 +80,11 @@ class Dormant:
             state["st"] = "active"
             state["warned"] = False
             return self._arm(state)
-        developer, status = payload[C_DEV], payload[C_STATUS]
+        status = payload[C_STATUS]
         ok = 200 <= status < 300
         if state is None:
             state = {
-                "dev": developer,
+                "dev": payload[C_DEV],
                 "clock": ts,
                 "ok": ts if ok else None,
                 "st": "active",
