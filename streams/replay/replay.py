@@ -23,7 +23,11 @@ from aupwatch.schemas.records import KIND_RANK
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.rejected import rejected_kind
 
-STEP_EVERY = 4096
+# records between two steps of the pipeline: a step decides items routed since the last,
+# and 1,024 records' items are still in the CPU's caches (4,096 took about 10 % more CPU)
+STEP_EVERY = 1024
+# steps between two updates of the state-size gauges (they count every alert's state)
+SIZES_EVERY = 4
 _BATCH_BYTES = 1 << 20
 
 
@@ -116,6 +120,7 @@ class Replay:
         # final version of each suppressed alert (with its exception's note)
         self.suppressed: dict[str, dict[str, Any]] = {}
         self._since_step = 0
+        self._steps = 0
 
     def batches(
         self, path: str, progress: Callable[[int], None] | None = None
@@ -218,9 +223,11 @@ class Replay:
             self.suppressed[alert["alert_id"]] = alert
             if self.metrics is not None:  # one version per excepted occurrence
                 self.metrics.suppressed(alert["detector"], alert["reason"])
-        if self.metrics is not None:
+        self._steps += 1
+        if self.metrics is not None and (final or self._steps % SIZES_EVERY == 0):
             for detector, n in self.pipeline.state_sizes().items():
                 self.metrics.set_state_keys(detector, n)
+        if self.metrics is not None:
             wm = self.pipeline.max_ts if final else self.pipeline.watermark
             if wm > 0:
                 self.metrics.set_watermark("replay", 0, wm / 1e6)

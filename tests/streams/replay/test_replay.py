@@ -262,3 +262,55 @@ def test_suppressed_occurrences_are_counted_by_detector_and_reason(tmp_path: Pat
     assert metrics.registry.get_sample_value("aupwatch_alerts_suppressed_total", labels) == 2
     assert [a["subject"]["seller_id"] for a in alerts] == ["S2"]
     assert replay.summary.suppressed == Counter({"unauthorized_seller_access/no_grant": 2})
+
+
+def test_state_size_gauges_follow_every_few_steps_and_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from aupwatch.streams.config import AppConfig
+    from aupwatch.streams.ops.metrics import Metrics
+    from aupwatch.streams.replay import replay as replay_mod
+
+    monkeypatch.setattr(replay_mod, "STEP_EVERY", 2)
+    keys = [f"k-{n}" for n in range(9)]
+    calls = [
+        {
+            "event_id": f"c{n}",
+            "kind": "api_call",
+            "ts": f"2026-03-01T10:00:0{n}Z",
+            "region": "NA",
+            "developer_id": "dev-1",
+            "app_id": "app-1",
+            "key_id": key,
+            "seller_id": "S1",
+            "operation": "getOrders",
+            "status": 200,
+            "source_ip": "203.0.113.7",
+        }
+        for n, key in enumerate(keys)
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in calls))
+    metrics = Metrics(CollectorRegistry())
+    updates: list[int] = []
+    original = metrics.set_state_keys
+
+    def counted(detector: str, n: int) -> None:
+        if detector == "dormant_key":
+            updates.append(n)
+        original(detector, n)
+
+    monkeypatch.setattr(metrics, "set_state_keys", counted)
+    replay = replay_mod.Replay(AppConfig(), lambda _: None, lambda _: None, metrics=metrics)
+    replay.feed_file(str(path))
+    # four steps of two records: the fourth updates the gauges, with the 8 records decided
+    # up to the watermark (30 s behind the last, so none yet)
+    assert updates == [0]
+    replay.finish()
+    assert updates == [0, 9]  # the end always does
+    sample = metrics.registry.get_sample_value(
+        "aupwatch_detector_state_keys", {"detector": "dormant_key"}
+    )
+    assert sample == 9
