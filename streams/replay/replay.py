@@ -24,7 +24,7 @@ from aupwatch.streams.config import AppConfig
 from aupwatch.streams.rejected import rejected_kind
 
 # records between two steps of the pipeline: a step decides items routed since the last,
-# and 1,024 records' items are still in the CPU's caches (4,096 took about 10 % more CPU)
+# and 1,024 records' items are still in the CPU's caches (4,096 took 10-20 % more CPU)
 STEP_EVERY = 1024
 # steps between two updates of the state-size gauges (they count every alert's state)
 SIZES_EVERY = 4
