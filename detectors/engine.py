@@ -186,7 +186,7 @@ class Shard:
         if ts <= self.frontier:
             return None
         keys = item[KEY]
-        left = [k for k in _keys(keys) if not ts <= self._written(k)]
+        left = [k for k in _keys(keys) if ts > self._written(k)]
         if not left:
             return None
         if type(keys) is str:
@@ -366,6 +366,11 @@ class Shard:
         for key in self.store:
             sizes[key[0]] = sizes.get(key[0], 0) + 1
         return sizes
+
+    def changed(self, keys: Iterable[str]) -> None:
+        """Marks keys changed outside the shard (a worker's expired entries) for the next take."""
+        if self.track_dirty:
+            self.dirty.update(keys)
 
     def take_dirty(self) -> set[str]:
         """Returns and forgets the keys changed since the last call."""

@@ -220,17 +220,10 @@ class RecordShard(Shard):
             self._put(key, state, None if old is None else old.get("_t"))
 
     def _fire(self, due: int, key: str, out: Output) -> None:
-        store = self.maps[key[0]]
-        state = store.get(key)
+        state = self.maps[key[0]].get(key)
         if state is None or state.get("_t") != due:
             return
-        state = self.ops[key[0]].fire(key, state, due, out)
-        if state is None:  # as _put does: most timers drop a scope that saw no call since
-            del store[key]
-            if self.track_dirty:
-                self.dirty.add(key)
-            return
-        self._put(key, state, due)
+        self._put(key, self.ops[key[0]].fire(key, state, due, out), due)
 
     def _put(self, key: str, state: State | None, old_t: int | None) -> None:
         """Stores a key's new state (None: the key goes), arming its timer if it moved."""

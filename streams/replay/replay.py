@@ -224,10 +224,10 @@ class Replay:
             if self.metrics is not None:  # one version per excepted occurrence
                 self.metrics.suppressed(alert["detector"], alert["reason"])
         self._steps += 1
-        if self.metrics is not None and (final or self._steps % SIZES_EVERY == 0):
-            for detector, n in self.pipeline.state_sizes().items():
-                self.metrics.set_state_keys(detector, n)
         if self.metrics is not None:
+            if final or self._steps % SIZES_EVERY == 0:
+                for detector, n in self.pipeline.state_sizes().items():
+                    self.metrics.set_state_keys(detector, n)
             wm = self.pipeline.max_ts if final else self.pipeline.watermark
             if wm > 0:
                 self.metrics.set_watermark("replay", 0, wm / 1e6)

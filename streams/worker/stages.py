@@ -158,7 +158,7 @@ class Stage:
         for p, view in self.views.items():
             frontier = self.data.get(frontier_key(p))
             if isinstance(frontier, int) and view.emptied:
-                self.shards[p].dirty.update(view.expire(frontier))
+                self.shards[p].changed(view.expire(frontier))
 
     def drop(self, partition: int) -> None:
         """Forgets a revoked partition (its unacknowledged input is redelivered)."""
