@@ -1,10 +1,17 @@
-"""The ``replay`` command line: options that only apply to --to-kafka, and their checks."""
+"""The ``replay`` command line: options that only apply to --to-kafka, and the collector."""
 
 from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aupwatch.cli import main
+from aupwatch.streams.generator.command import GeneratorConfig, generate, write
+from aupwatch.streams.replay.replay import Replay
 
 
 @pytest.mark.parametrize(
@@ -61,3 +68,43 @@ def test_every_subcommand_is_registered(capsys: pytest.CaptureFixture[str]) -> N
     text = capsys.readouterr().out
     for command in ("replay", "generate", "worker", "alerts"):
         assert command in text
+
+
+def test_replay_runs_without_the_cycle_collector_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    feed_file = Replay.feed_file
+
+    def spy(self: Replay, path: str, progress: Any = None) -> None:
+        seen.append(gc.isenabled())
+        feed_file(self, path, progress)
+
+    monkeypatch.setattr(Replay, "feed_file", spy)
+    logs = tmp_path / "logs.jsonl"
+    write(generate(GeneratorConfig(seed=3, records=500)), logs)
+    assert gc.isenabled()
+    assert main(["replay", str(logs), "--alerts", os.devnull, "--quiet"]) == 0
+    assert seen == [False]
+    assert gc.isenabled()
+
+
+def test_replay_leaves_no_cyclic_garbage(tmp_path: Path) -> None:
+    # what the collector would have found, had it run: replay relies on there being none
+    def garbage(records: int) -> int:
+        logs = tmp_path / f"logs-{records}.jsonl"
+        gen = GeneratorConfig(
+            seed=3, records=records, duplicate_rate=0.01, malformed_rate=0.01, shuffle_seconds=20
+        )
+        write(generate(gen), logs)
+        gc.collect()
+        gc.disable()
+        try:
+            args = ["replay", str(logs), "--alerts", os.devnull, "--dead-letters", os.devnull]
+            assert main([*args, "--quiet"]) == 0
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    garbage(1_000)  # the first run's imports and caches
+    assert garbage(20_000) < 20
