@@ -156,6 +156,7 @@ class RecordShard(Shard):
         first, fire_until = timers.first, timers.fire_until
         # timers.push inlined: nearly every call pushes a retry scope's timer
         near, far, far_at = timers.near, timers.far, self.wm + NEAR_SPAN
+        lane = timers.lane
         heappush = heapq.heappush
         fire = self._fire
         fresh_keys = self._fresh_keys
@@ -206,7 +207,13 @@ class RecordShard(Shard):
                 if timed:
                     new_t = state.get("_t")
                     if new_t != old_t and new_t is not None:  # usually unchanged: one test
-                        heappush(far if new_t > far_at else near, (new_t, key))
+                        timer = (new_t, key)
+                        if new_t <= far_at:
+                            heappush(near, timer)
+                        elif not lane or lane[-1] <= timer:
+                            lane.append(timer)  # as Timers.push: a far timer set in order
+                        else:
+                            heappush(far, timer)
                         if new_t < nxt:
                             nxt = new_t
                             if nxt <= ts:  # due by now: it fires before the record's next key

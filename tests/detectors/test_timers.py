@@ -1,4 +1,4 @@
-"""The two-heap timer queue fires in the order of one heap."""
+"""The timer queue (two heaps and a lane) fires in the order of one heap."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_a_far_timer_due_before_a_near_one_comes_first() -> None:
     timers = Timers()
     timers.push(NEAR_SPAN + 5, "far", now=0)  # far when pushed
     timers.push(NEAR_SPAN + 7, "near", now=NEAR_SPAN)  # near by then
-    assert timers.far and timers.near
+    assert timers.lane and timers.near
     assert timers.first() == NEAR_SPAN + 5
     assert _fired(timers, NEAR_SPAN + 5) == ([(NEAR_SPAN + 5, "far")], NEAR_SPAN + 7)
 
@@ -80,3 +80,19 @@ def test_a_timer_set_by_a_fired_one_fires_in_the_same_call_when_due() -> None:
 
     assert timers.fire_until(20, fire, fired) == 30
     assert fired == ["a", "b"]
+
+
+def test_far_timers_set_in_order_join_the_lane_and_an_earlier_one_the_far_heap() -> None:
+    timers = Timers()
+    day = 86_400_000_000
+    for i, key in enumerate("abc"):
+        timers.push(90 * day + i, key, now=i)  # ownership-like: the call's time plus 90 days
+    timers.push(90 * day + 2, "d", now=3)  # a tie on time, a later key: still in order
+    timers.push(90 * day + 1, "e", now=3)  # earlier than the lane's last
+    timers.push(10, "f", now=3)  # near
+    assert list(timers.lane) == [
+        (90 * day + i, k) for i, k in ((0, "a"), (1, "b"), (2, "c"), (2, "d"))
+    ]
+    assert timers.far == [(90 * day + 1, "e")]
+    assert timers.near == [(10, "f")]
+    assert [key for _, key in _fired(timers, FOREVER)[0]] == ["f", "a", "b", "e", "c", "d"]
