@@ -31,6 +31,8 @@ class Disrespect:
     """
 
     prefix = "R"
+    # fire only drops or re-arms the scope's own state and emits nothing (see Operator)
+    quiet_timers = True
 
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config

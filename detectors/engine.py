@@ -65,7 +65,11 @@ class Operator(Protocol):
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Handles the timer ``state['_t'] == due`` and returns the new state.
 
-        An operator whose states never hold ``_t`` may say so with ``timers = False``.
+        An operator whose states never hold ``_t`` may say so with ``timers = False``. One
+        whose ``fire`` emits nothing and changes only that key's state may say so with
+        ``quiet_timers = True``: the detect shard then fires its timers apart from the
+        others, in a loop of their own (``RecordShard._expire``), still before any item
+        of a later time.
         """
 
 

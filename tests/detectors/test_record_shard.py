@@ -1,8 +1,13 @@
-"""The detect shard's maps: one per detector step offline, one view of all in a worker."""
+"""The detect shard's maps (one per step offline, one view in a worker) and quiet timers."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import random
 from typing import Any
+
+import pytest
 
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.declare import SEP
@@ -69,3 +74,79 @@ def test_replay_alerts_do_not_depend_on_the_maps() -> None:
 
     one = alerts({})
     assert one and one == alerts(None)
+
+
+def _storm(seed: int) -> list[Any]:
+    """Calls of a few retry scopes over an hour, most throttled, a tenth of them late."""
+    rng = random.Random(seed)
+    calls = []
+    for i in range(400):
+        sec = rng.randrange(3600)
+        calls.append(
+            _call(
+                f"e{i}",
+                f"10:{sec // 60:02d}:{sec % 60:02d}.{rng.randrange(1000):03d}",
+                seller=rng.choice(["S1", "S2"]),
+                status=429 if rng.random() < 0.6 else 200,
+                app_id=rng.choice(["app-1", "app-2"]),
+            )
+        )
+    calls.sort(key=lambda c: c["ts"])
+    for i in range(0, len(calls) - 1, 10):  # arrives 1-20 minutes of calls later: late
+        late = calls.pop(i)
+        calls.insert(min(len(calls), i + rng.randrange(10, 200)), late)
+    return decode_all(calls)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quiet_timers_fire_as_the_others_would(seed: int) -> None:
+    records = _storm(seed)
+    step_every = random.Random(seed).choice([1, 7, 50])
+
+    config = dataclasses.replace(CONFIG, min_throttled=3)
+
+    def run(quiet: bool) -> tuple[list[Any], dict[str, Any], int]:
+        pipe = Pipeline(config)
+        ops = list(pipe.shards["detect"].ops.values())
+        for op in ops:
+            if op.prefix == "R":
+                op.quiet_timers = quiet  # type: ignore[attr-defined]
+        shard = RecordShard(ops, config, track_dirty=False)
+        assert bool(shard.quiet) is quiet
+        pipe.shards["detect"] = shard
+        alerts = []
+        for n, rec in enumerate(records, 1):
+            pipe.feed(rec)
+            if n % step_every == 0:
+                alerts += pipe.step()
+        alerts += pipe.step(final=True)
+        return alerts, copy.deepcopy(dict(shard.store)), pipe.stats.late
+
+    quiet, plain = run(True), run(False)
+    assert quiet[2] > 0  # some records took the late path
+    assert any(a["detector"] == "throttle_disrespect" for a in quiet[0])
+    assert quiet == plain
+
+
+def test_a_restored_shard_puts_quiet_timers_apart() -> None:
+    due = 5 + 2 * CONFIG.disrespect_window + 1  # two windows after the scope's only call
+    store: dict[str, Any] = {
+        f"R{SEP}app-1{SEP}S1{SEP}getOrders": {"c": [5], "q": [], "_t": due},
+        f"O{SEP}app-1{SEP}r-1": {"own": {"S1": 5}, "_t": 30},
+        f"D{SEP}k-1": {
+            "dev": "d",
+            "clock": 5,
+            "ok": 5,
+            "st": "active",
+            "warned": False,
+            "_t": None,
+        },
+    }
+    shard = RecordShard(stage_operators("detect", CONFIG), CONFIG, store, track_dirty=True)
+    assert shard.quiet == {"R"}
+    assert shard.quiet_timers == [(due, f"R{SEP}app-1{SEP}S1{SEP}getOrders")]
+    assert sorted(shard.timers) == [(30, f"O{SEP}app-1{SEP}r-1")]
+    shard.restore(due - 1)
+    shard.advance(due, Output())  # the retry scope's timer fires with the watermark
+    assert f"R{SEP}app-1{SEP}S1{SEP}getOrders" not in store
+    assert f"R{SEP}app-1{SEP}S1{SEP}getOrders" in shard.take_dirty()
