@@ -2,7 +2,10 @@
 
 State key ``O|app|resource``; the state holds the sellers that own the resource within the
 app (each with the time of the latest successful call that returned it for them) and the
-accesses still waiting for an owner (``ownership_wait``). The same ownership feeds
+accesses still waiting for an owner (``ownership_wait``). Most resources have one owner
+and no access waiting: their state keeps it flat (``own``: the seller, ``at``: the time),
+one dict instead of two; the others keep ``own`` as seller -> time, the only shape of
+state format 3, which therefore still reads as it was written. The same ownership feeds
 ``internal_overreach``: accesses by internal users are forwarded to it with their owners.
 """
 
@@ -49,9 +52,16 @@ class Disclosure:
             seller = payload[C_SELLER]
             if state is None:  # built in one step: half the calls own a new resource
                 if self.retention:
-                    return {"own": {seller: ts}, "_t": ts + self.retention + 1}
-                return {"own": {seller: ts}}
+                    return {"own": seller, "at": ts, "_t": ts + self.retention + 1}
+                return {"own": seller, "at": ts}
             owners = state["own"]
+            if type(owners) is str:  # one owner, no access waiting
+                if owners == seller:
+                    state["at"] = ts
+                    if self.retention and state.get("_t") is None:
+                        state["_t"] = ts + self.retention + 1
+                    return state
+                owners = state["own"] = {owners: state.pop("at")}  # a second owner
             new = seller not in owners
             owners[seller] = ts
             if self.retention and state.get("_t") is None:
@@ -73,7 +83,7 @@ class Disclosure:
             if state.get("_t") is None or state["_t"] > due:
                 state["_t"] = due
             return state
-        self._judge(key, state["own"], item, payload, out, ts)
+        self._judge(key, owners_of(state), item, payload, out, ts)
         return state
 
     def _judge(
@@ -138,6 +148,12 @@ class Disclosure:
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Ends the waits and forgets the owners past ``ownership_retention``."""
         now = due - 1
+        if type(state["own"]) is str:  # one owner, no access waiting: it stays or goes
+            last = state["at"]
+            if not self.retention or last + self.retention > now:
+                state["_t"] = last + self.retention + 1 if self.retention else None
+                return state
+            return None
         state["_t"] = None
         waiting = state.get("wait")
         if waiting:
@@ -162,6 +178,14 @@ class Disclosure:
             dues.append(min(owners.values()) + self.retention + 1)
         state["_t"] = max(min(dues), due + 1) if dues else None
         return state
+
+
+def owners_of(state: State) -> dict[str, int]:
+    """The owners of a resource's state: seller -> latest owning call's time."""
+    owners = state["own"]
+    if type(owners) is str:
+        return {owners: state["at"]}
+    return owners  # type: ignore[no-any-return]
 
 
 DETECTOR = Detector(
