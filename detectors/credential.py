@@ -13,6 +13,7 @@ from aupwatch.detectors.declare import Detector, Reason, Severity, Step
 from aupwatch.detectors.item import C_APP, C_DEV, C_IP, C_OP, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import applied, fired
+from aupwatch.detectors.steps import States, apply_step, step_by_apply
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -29,10 +30,22 @@ class Sharing:
     """
 
     prefix = "K"
-    timers = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.occur = Emitter(config, NAME)
+
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """As ``apply`` (``detectors.steps``); the owner's own call, nearly every one, here."""
+        payload = item[PAYLOAD]
+        state = states.get(key)
+        if (
+            state is None
+            or payload[0] != "c"
+            or payload[C_DEV] != state["dev"]
+            or (state["app"] is not None and payload[C_APP] != state["app"])
+        ):
+            return apply_step(self, key, states, state, item, out)
+        return None  # nothing to judge, nothing changes
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies a key event (``k``) or judges a call (``c``)."""
@@ -82,7 +95,7 @@ class RetainedSharing(Sharing):
         config: As for ``Sharing``, with ``key_retention`` > 0.
     """
 
-    timers = True
+    step = step_by_apply  # every item goes through apply (and touch)
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__(config)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.item import C_SELLER, EVENT_ID, ORIGIN, PAYLOAD, RANK, TS
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.steps import States, apply_step
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -43,6 +44,27 @@ class Disclosure:
         self.retention = config.ownership_retention
         self.judging = NAME not in config.disabled
         self.overreach = OVERREACH not in config.disabled
+
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """As ``apply`` (``detectors.steps``); a call for a new resource or its one owner here."""
+        payload = item[PAYLOAD]
+        state = states.get(key)
+        if payload[0] == "c":
+            if state is None:  # half the calls own a new resource
+                ts = item[TS]
+                if self.retention:
+                    due = ts + self.retention + 1
+                    states[key] = {"own": payload[C_SELLER], "at": ts, "_t": due}
+                    return due
+                states[key] = {"own": payload[C_SELLER], "at": ts}
+                return None
+            if state["own"] == payload[C_SELLER]:  # its one owner again (a map is no str)
+                ts = state["at"] = item[TS]
+                if self.retention and state.get("_t") is None:
+                    due = state["_t"] = ts + self.retention + 1
+                    return due
+                return None
+        return apply_step(self, key, states, state, item, out)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Adds an owner (``c``) or judges a data access (``a``)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.item import C_DEV, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.steps import States, apply_step
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -44,26 +45,44 @@ class Disrespect:
         self.share = config.min_share
         self.occur = Emitter(config, NAME)
 
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """As ``apply`` (``detectors.steps``); a call that is not throttled here."""
+        state = states.get(key)
+        if item[PAYLOAD][C_STATUS] == 429 or (state is not None and "_t" not in state):
+            return apply_step(self, key, states, state, item, out)
+        ts = item[TS]
+        if state is None:  # a new scope's first call: most calls
+            due = ts + self.horizon
+            states[key] = {"c": [ts], "q": [], "_t": due}
+            return due
+        calls: list[int] = state["c"]
+        if calls and ts < calls[-1]:
+            insort(calls, ts)  # a late item may come out of order
+        else:
+            calls.append(ts)  # as _add, inlined: every call of every scope comes here
+        if calls[0] <= ts - self.window - self.window:
+            self._trim(state, ts)
+        return None
+
+    def _trim(self, state: State, ts: int) -> None:
+        """Drops the times before the window that ends at ``ts``: amortised, once per window."""
+        _drop(state["c"], ts - self.window)
+        _drop(state["q"], ts - self.window)
+
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Counts the call; a 429 that finds the condition met is an occurrence."""
         ts = item[TS]
         call = item[PAYLOAD]
         developer, status = call[C_DEV], call[C_STATUS]
         if state is None:
-            if status != 429:  # a new scope's first call, as below in one step: most calls
-                return {"c": [ts], "q": [], "_t": ts + self.horizon}
             state = {"c": [], "q": [], "_t": ts + self.horizon}
         elif "_t" not in state:
             state["_t"] = ts + self.horizon  # written before scopes had timers
         calls: list[int] = state["c"]
-        if calls and ts < calls[-1]:
-            insort(calls, ts)  # a late item may come out of order
-        else:
-            calls.append(ts)  # as _add, inlined: every call of every scope comes here
-        if status != 429:
+        _add(calls, ts)
+        if status != 429:  # step takes most of these: a state without _t, a late record
             if calls[0] <= ts - self.window - self.window:
-                _drop(calls, ts - self.window)  # amortised: trims once per window
-                _drop(state["q"], ts - self.window)
+                self._trim(state, ts)
             return state
         throttled: list[int] = state["q"]
         _add(throttled, ts)

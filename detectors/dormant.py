@@ -14,6 +14,7 @@ from aupwatch.detectors.declare import SEP, Detector, Reason, Severity, Step
 from aupwatch.detectors.item import C_DEV, C_STATUS, EVENT_ID, PAYLOAD, TS
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import expired, rearm, touch
+from aupwatch.detectors.steps import States, apply_step, step_by_apply
 from aupwatch.schemas.records import format_ts
 
 if TYPE_CHECKING:
@@ -53,6 +54,25 @@ class Dormant:
         elif state.get("_t") is None or state["_t"] > due:
             state["_t"] = due
         return state
+
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """As ``apply`` (``detectors.steps``); a call with an active key here: most records."""
+        payload = item[PAYLOAD]
+        state = states.get(key)
+        if payload[0] != "c" or state is None or state["st"] != "active":
+            return apply_step(self, key, states, state, item, out)
+        if 200 <= payload[C_STATUS] < 300:
+            ts = state["ok"] = item[TS]
+            if ts > state["clock"]:
+                state["clock"] = ts
+                state["warned"] = False  # a new idle stretch starts: it may warn again
+        warn = self.warn  # self._arm(state), as in apply
+        due = state["clock"] + (warn if warn and not state["warned"] else self.after)
+        armed = state.get("_t")
+        if armed is None or armed > due:
+            state["_t"] = due
+            return due  # type: ignore[no-any-return]
+        return None
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies a key event (``k``) or a call (``c``)."""
@@ -107,13 +127,7 @@ class Dormant:
             if ts > state["clock"]:
                 state["clock"] = ts
                 state["warned"] = False  # a new idle stretch starts: it may warn again
-        # self._arm(state) inlined (the key is active here): the hot path of every call
-        warn = self.warn
-        due = state["clock"] + (warn if warn and not state["warned"] else self.after)
-        armed = state.get("_t")
-        if armed is None or armed > due:
-            state["_t"] = due
-        return state
+        return self._arm(state)  # step does this inline for an active key
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Emits the warning or the dormancy due now, or re-arms at the real due time."""
@@ -168,6 +182,8 @@ class RetainedDormant(Dormant):
     Args:
         config: As for ``Dormant``, with ``key_retention`` > ``dormant_after``.
     """
+
+    step = step_by_apply  # every item goes through apply (and touch)
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__(config)

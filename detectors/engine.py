@@ -60,16 +60,20 @@ class Operator(Protocol):
     prefix: str
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
-        """Applies one item (in event-time order) and returns the new state."""
+        """Applies one item (in event-time order) and returns the new state.
+
+        A detect-stage operator may also have a ``step`` that keeps its own states
+        (``detectors.steps``); the detect shard then calls it instead.
+        """
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Handles the timer ``state['_t'] == due`` and returns the new state.
 
-        An operator whose states never hold ``_t`` may say so with ``timers = False``. One
-        whose ``fire`` emits nothing and changes only that key's state may say so with
-        ``quiet_timers = True``: the detect shard then fires its timers apart from the
-        others, in a loop of their own (``RecordShard._expire``), still before any item
-        of a later time.
+        An operator of the throttle or alerts stage whose states never hold ``_t`` may say
+        so with ``timers = False``. One whose ``fire`` emits nothing and changes only that
+        key's state may say so with ``quiet_timers = True``: the detect shard then fires
+        its timers apart from the others, in a loop of their own
+        (``RecordShard._expire``), still before any item of a later time.
         """
 
 

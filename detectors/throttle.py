@@ -26,6 +26,7 @@ from aupwatch.detectors.item import (
 )
 from aupwatch.detectors.link_ignore import LinkIgnore
 from aupwatch.detectors.occurrence import Emitter
+from aupwatch.detectors.steps import States, apply_by_step, step_by_apply
 from aupwatch.schemas.times import US_PER_S
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ class Links:
         # read per call: the usual case (linking by address, nothing ignored) in one test
         self.plain = self.linking and not self.ignoring
 
-    def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
-        """Forwards the call to its scope with the accounts it links to."""
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """Forwards the call to its scope with the accounts it links to (``detectors.steps``)."""
         # unpacked whole: one step for a tuple, where each subscript is one of its own
         ts, rank, eid, _, call, origin = item
         _, developer, _, operation, status, address, seller, region = call
@@ -63,9 +64,12 @@ class Links:
             # links no one, but the call still counts in the bucket of a group linked otherwise
             scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
             out.forwards.append((ts, rank, eid, scope, (developer, status, "", ()), origin))
-            return state
+            return None
+        state = states.get(key)
+        due = None  # the timer of a new address; an address's later calls leave it
         if state is None:
-            state = {"devs": {}, "_t": ts + self.horizon + 1}
+            due = ts + self.horizon + 1
+            state = states[key] = {"devs": {}, "_t": due}
         devs: dict[str, int] = state["devs"]
         last = devs.get(developer)
         links: list[str] | tuple[()]
@@ -81,10 +85,12 @@ class Links:
             # the usual forward, most of which change nothing: the item itself stands for
             # it (``solo_forward`` builds it), and a caller that drops it builds nothing
             out.forwards.append(item)
-            return state
+            return due
         scope = f"T{SEP}{region}{SEP}{seller}{SEP}{operation}"
         out.forwards.append((ts, rank, eid, scope, (developer, status, address, links), origin))
-        return state
+        return due
+
+    apply = apply_by_step
 
     def fire(self, key: str, state: State, due: int, out: Output) -> State | None:
         """Forgets accounts not seen within the horizon; drops the key when none is left."""
@@ -130,6 +136,7 @@ class AgentLinks(Links):
     """
 
     prefix = "G"
+    step = step_by_apply  # not Links.step: its own apply
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__(config)

@@ -25,6 +25,7 @@ from aupwatch.detectors.item import (
 )
 from aupwatch.detectors.occurrence import Emitter
 from aupwatch.detectors.retention import applied, fired
+from aupwatch.detectors.steps import States, apply_step, step_by_apply
 
 if TYPE_CHECKING:
     from aupwatch.detectors.config import DetectorConfig
@@ -41,11 +42,18 @@ class Unauthorized:
     """
 
     prefix = "U"
-    timers = False
 
     def __init__(self, config: DetectorConfig) -> None:
         self.roles = dict(config.roles)  # a plain dict: faster to read than the proxy
         self.occur = Emitter(config, NAME)
+
+    def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
+        """As ``apply`` (``detectors.steps``); a call, which changes no grant, here."""
+        state = states.get(key)
+        if item[PAYLOAD][0] == "c":
+            self.apply(key, state, item, out)
+            return None
+        return apply_step(self, key, states, state, item, out)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Applies an authorization (``g``/``r``), judges a call (``c``) or an access (``a``)."""
@@ -121,7 +129,7 @@ class RetainedUnauthorized(Unauthorized):
         config: As for ``Unauthorized``, with ``authorization_retention`` > 0.
     """
 
-    timers = True
+    step = step_by_apply  # every item goes through apply (and applied)
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__(config)

@@ -136,6 +136,7 @@ class Stage:
                     ids_key=ids_key(partition),
                     written=view.written,
                     latest_written=view.latest_written(),
+                    touched=view.take_touched,
                 )
                 shard.restore(since)
             else:

@@ -34,17 +34,35 @@ class StateView(MutableMapping[str, State]):
         self.data = data
         # persisted keys whose state has ended, kept empty until a frontier passes them
         self.emptied = {key for key in entries if entries[key][STATE] is None}
+        # keys whose states were handed out by get (a step may change one in place), stored
+        # or deleted: the keys the next checkpoint writes (``take_touched``)
+        self.touched: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The key's state (``default`` without one)."""
+        """The key's state (``default`` without one); the key counts as touched."""
         entry = self.data.get(key)
         if entry is None:
             return default
         state = entry[STATE]
-        return default if state is None else state
+        if state is None:
+            return default
+        self.touched.add(key)
+        return state
+
+    def take_touched(self) -> set[str]:
+        """Returns and forgets the keys touched since the last call."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def __contains__(self, key: object) -> bool:
+        # the detect loop asks this of every key around its step: no KeyError raised
+        entry = self.data.get(key) if isinstance(key, str) else None
+        return entry is not None and entry[STATE] is not None
 
     def __getitem__(self, key: str) -> State:
-        state: State | None = self.get(key)
+        # not touched: a restart's scan of every state reads them this way
+        entry = self.data.get(key)
+        state: State | None = None if entry is None else entry[STATE]
         if state is None:
             raise KeyError(key)
         return state
@@ -55,11 +73,13 @@ class StateView(MutableMapping[str, State]):
             self.data[key] = [{}, state, PRUNE_MIN]
         else:
             entry[STATE] = state
+        self.touched.add(key)
 
     def __delitem__(self, key: str) -> None:
         entry = self.data[key]
         if entry[STATE] is None:
             raise KeyError(key)
+        self.touched.add(key)
         if len(entry) > WRITTEN:
             entry[STATE] = None
             self.emptied.add(key)

@@ -150,3 +150,19 @@ def test_a_restored_shard_puts_quiet_timers_apart() -> None:
     shard.advance(due, Output())  # the retry scope's timer fires with the watermark
     assert f"R{SEP}app-1{SEP}S1{SEP}getOrders" not in store
     assert f"R{SEP}app-1{SEP}S1{SEP}getOrders" in shard.take_dirty()
+
+
+def test_dirty_keys_are_those_a_record_stored_or_changed() -> None:
+    store: dict[str, Any] = {}
+    shard = RecordShard(stage_operators("detect", CONFIG), CONFIG, store, track_dirty=True)
+    items = _items(6)
+    shard.add(items, Output())
+    shard.advance(max(item[0] for item in items), Output())
+    # the sellers never granted the app: their U keys hold no state, and are not written
+    assert shard.take_dirty() == set(store) and not any(key[0] == "U" for key in store)
+    later = [_call("e9", "10:00:30", seller="S0", status=200)]
+    (item,) = [route(rec) for rec in decode_all(later)]
+    assert item is not None
+    shard.add([item], Output())
+    shard.advance(item[0], Output())
+    assert shard.take_dirty() == {k for k in item[3] if k[0] != "U"}

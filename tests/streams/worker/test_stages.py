@@ -87,6 +87,24 @@ def test_state_of_format_2_is_read_its_ids_kept_per_key() -> None:
     assert "e2" in shard.ids and ids_key(0) in shard.take_dirty()
 
 
+def test_a_checkpoint_writes_the_keys_whose_state_a_record_kept_or_changed() -> None:
+    key = "U\x1fapp\x1fseller"
+    stage = Stage("detect", DetectorConfig(), 1, ["i0"], {})
+    shard = stage.shard(0)
+    out = Output()
+    msg = {"m": [["i0", 100_000_000, True]], "x": [_packed_no_grant_call(10_000_000, "e1", 3)]}
+    stage.take(0, orjson.dumps(msg), None, out)
+    stage.advance({0}, out)
+    assert [o[2] for o in out.occurrences] == ["e1"]  # no grant: no state, nothing to write
+    assert shard.take_dirty() == {ids_key(0)}
+    grant = [20_000_000, 1, "g1", [key], ["g", ["orders"], None], 0, "i0", [4, 1, 0]]
+    again = _packed_no_grant_call(30_000_000, "e2", 5)
+    msg = {"m": [["i0", 200_000_000, True]], "x": [grant, again]}
+    stage.take(0, orjson.dumps(msg), None, out)
+    stage.advance({0}, out)
+    assert shard.take_dirty() == {ids_key(0), key} and shard.take_dirty() == set()
+
+
 def test_remembered_ids_after_the_frontier_are_not_trusted() -> None:
     data: dict[str, Any] = {
         frontier_key(0): 50,

@@ -25,6 +25,7 @@ def test_states_are_read_and_written_in_their_entries() -> None:
     assert data["U\x1fa"] == [{}, {"n": 2}, 64, 500]  # its written watermark kept
     assert data["U\x1fb"] == [{}, {"n": 3}, PRUNE_MIN]
     assert dict(states) == {"U\x1fa": {"n": 2}, "U\x1fb": {"n": 3}}
+    assert "U\x1fa" in states and "U\x1fc" not in states and 7 not in states
     assert states.written("U\x1fa") == 500 and states.written("U\x1fb") == NEVER
     assert states.latest_written() == 500
 
@@ -57,3 +58,21 @@ def test_ids_remembered_per_key_move_out_of_the_entries() -> None:
     data: dict[str, Any] = {"U\x1fa": [{"e1": 10, "e2": 90}, {"n": 1}, 64, 90]}
     assert view(data).former_ids(50) == {"e1\x1fU\x1fa": 10}
     assert data["U\x1fa"][0] == {}
+
+
+def test_the_view_counts_the_keys_a_checkpoint_must_write() -> None:
+    data: dict[str, Any] = {
+        "U\x1fa": [{}, {"n": 1}, 64, 500],
+        "U\x1fb": [{}, {"n": 2}, 64],
+        "U\x1fe": [{}, None, 64, 400],
+    }
+    states = view(data)
+    assert dict(states.items()) == {"U\x1fa": {"n": 1}, "U\x1fb": {"n": 2}}
+    assert states.take_touched() == set()  # a restart's scan writes nothing
+    assert states.get("U\x1fc") is None and states.get("U\x1fe") is None
+    assert states.take_touched() == set()  # no state handed out
+    states.get("U\x1fa")  # a step may change it in place
+    states["U\x1fc"] = {"n": 3}
+    del states["U\x1fb"]
+    assert states.take_touched() == {"U\x1fa", "U\x1fb", "U\x1fc"}
+    assert states.take_touched() == set()
