@@ -1,7 +1,8 @@
 """throttle_disrespect: an app that keeps calling into throttling without backing off.
 
 State key ``R|app|seller|operation``; the state is the event times of the scope's calls
-and of its throttled (429) calls within ``window``. The scope's own calls prune it; one lazy
+(``c``) and of its throttled (429) calls (``q``, from the first one on: most scopes have
+none) within ``window``. The scope's own calls prune it; one lazy
 timer ``_t``, due two windows after the latest call when it was armed, drops the scope once
 its window is empty (its next call then starts from empty, exactly as if it were kept) and
 otherwise re-arms from the latest call, so a busy scope sets one timer per two windows.
@@ -53,7 +54,7 @@ class Disrespect:
         ts = item[TS]
         if state is None:  # a new scope's first call: most calls
             due = ts + self.horizon
-            states[key] = {"c": [ts], "q": [], "_t": due}
+            states[key] = {"c": [ts], "_t": due}  # "q" comes with its first 429
             return due
         calls: list[int] = state["c"]
         if calls and ts < calls[-1]:
@@ -67,7 +68,8 @@ class Disrespect:
     def _trim(self, state: State, ts: int) -> None:
         """Drops the times before the window that ends at ``ts``: amortised, once per window."""
         _drop(state["c"], ts - self.window)
-        _drop(state["q"], ts - self.window)
+        if "q" in state:
+            _drop(state["q"], ts - self.window)
 
     def apply(self, key: str, state: State | None, item: Item, out: Output) -> State | None:
         """Counts the call; a 429 that finds the condition met is an occurrence."""
@@ -75,7 +77,7 @@ class Disrespect:
         call = item[PAYLOAD]
         developer, status = call[C_DEV], call[C_STATUS]
         if state is None:
-            state = {"c": [], "q": [], "_t": ts + self.horizon}
+            state = {"c": [], "_t": ts + self.horizon}
         elif "_t" not in state:
             state["_t"] = ts + self.horizon  # written before scopes had timers
         calls: list[int] = state["c"]
@@ -84,7 +86,7 @@ class Disrespect:
             if calls[0] <= ts - self.window - self.window:
                 self._trim(state, ts)
             return state
-        throttled: list[int] = state["q"]
+        throttled: list[int] = state.setdefault("q", [])
         _add(throttled, ts)
         since = ts - self.window  # the window is (ts - window, ts]
         _drop(calls, since)

@@ -15,9 +15,10 @@ SEEN_SEP = "\x1e"  # separates key, epoch and chunk index in a chunk key
 _IDS = RESERVED + "ids"
 
 # Version of what a checkpoint writes; bump it when an entry's shape changes, and keep
-# reading every older one (4: an ownership with one owner is flat, see detectors.disclosure;
-# 3: the detect stage remembers ids per record, under ids_key; 2: entries with seen ids in
-# chunks; 1: whole entries).
+# reading every older one (4: an ownership with one owner is flat, see detectors.disclosure,
+# and a retry scope holds no list of throttled calls before its first; 3: the detect stage
+# remembers ids per record, under ids_key; 2: entries with seen ids in chunks; 1: whole
+# entries).
 STATE_FORMAT = 4
 
 
