@@ -35,6 +35,12 @@ REQUIRED_EXPECT_KEYS = {"reason", "subject"}
 Alert = dict[str, Any]
 
 
+def call_item(key: str, ts: int, seller: str = "S1", status: int = 200) -> Any:
+    """A detect item of a call by dev-1 through app-1 (getOrders), for one operator's key."""
+    packed = ("c", "dev-1", "app-1", "getOrders", status, "1.2.3.4", seller, "NA")
+    return (ts, 2, f"c{ts}", key, packed, 0)
+
+
 def case_files() -> list[Path]:
     """Every case file, sorted by detector then name."""
     return sorted(CASES_DIR.glob("*/*.json"))

@@ -10,6 +10,7 @@ from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.disclosure import Disclosure, owners_of
 from aupwatch.detectors.engine import Item, Output
+from tests.detectors.support import call_item
 
 CONFIG = DetectorConfig()
 KEY = f"O{SEP}app-1{SEP}r-1"
@@ -17,14 +18,7 @@ MIN = 60_000_000
 
 
 def _call(ts: int, seller: str) -> Item:
-    return (
-        ts,
-        2,
-        f"c{ts}",
-        KEY,
-        ("c", "dev-1", "app-1", "getOrders", 200, "1.2.3.4", seller, "NA"),
-        0,
-    )
+    return call_item(KEY, ts, seller=seller)
 
 
 def _access(ts: int, viewer_type: str, viewer: str, viewer_seller: str | None) -> Item:

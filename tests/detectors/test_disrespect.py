@@ -9,6 +9,7 @@ from aupwatch.detectors.config import DetectorConfig
 from aupwatch.detectors.declare import SEP
 from aupwatch.detectors.disrespect import Disrespect
 from aupwatch.detectors.engine import Item, Output
+from tests.detectors.support import call_item
 
 CONFIG = dataclasses.replace(DetectorConfig(), min_throttled=2, min_share=0.5)
 KEY = f"R{SEP}app-1{SEP}S1{SEP}getOrders"
@@ -16,14 +17,7 @@ S = 1_000_000
 
 
 def _call(ts: int, status: int) -> Item:
-    return (
-        ts,
-        2,
-        f"c{ts}",
-        KEY,
-        ("c", "dev-1", "app-1", "getOrders", status, "1.2.3.4", "S1", "NA"),
-        0,
-    )
+    return call_item(KEY, ts, status=status)
 
 
 def _run(state: dict[str, Any], calls: list[Item]) -> tuple[list[Any], dict[str, Any]]:
