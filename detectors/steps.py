@@ -4,9 +4,9 @@ A detect operator's ``step(key, states, item, out)`` applies a record to its key
 ``states`` (the operator's map: a dict offline, a worker's state view) itself: it reads
 the key's state, stores the new one or deletes it, and returns the time of a timer it
 armed (a ``_t`` it changed to a new time), else None; the detect shard then queues that
-timer. An operator's common cases do this inline, without the generic lookups, copies
-and before-and-after reads of ``_t`` that ``apply`` needs around it (about a third of the
-bytecodes of a replay, docs/architecture.md); its other cases, and operators with no
+timer. An operator's common cases do this inline, without the generic lookup, store
+and before-and-after reads of ``_t`` that ``apply`` needs around it (about 35 bytecodes
+a key, 2 % of replay's CPU: docs/architecture.md); its other cases, and operators with no
 such step, go through ``apply`` with ``apply_step``, which is the definition a step must
 agree with (``tests/detectors/test_steps.py`` holds every detect operator to it).
 """
@@ -33,7 +33,7 @@ class Steps(Protocol):
     """What ``apply_by_step`` needs of an operator."""
 
     def step(self, key: str, states: States, item: Item, out: Output) -> int | None:
-        """As described above."""
+        """As in this module's docstring."""
 
 
 def apply_step(
