@@ -253,13 +253,14 @@ class RecordShard(Shard):
 
     def _apply(self, item: Item, out: Output) -> None:
         """Applies one late record (no timers fire first)."""
+        find_changed = self.track_dirty and self.touched is None  # as in _decide
         for key in self._fresh_keys(item, out) or ():
             store = self.maps[key[0]]
-            had = key in store
+            had = find_changed and key in store
             new_t = self.steps[key[0]](key, store, item, out)
             if new_t is not None:
                 self._arm(new_t, key)
-            if had or key in store:
+            if had or (find_changed and key in store):
                 self._mark(key)
 
     def _fire(self, due: int, key: str, out: Output) -> None:

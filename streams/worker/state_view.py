@@ -55,7 +55,7 @@ class StateView(MutableMapping[str, State]):
         return touched
 
     def __contains__(self, key: object) -> bool:
-        # the detect loop asks this of every key around its step: no KeyError raised
+        # a plain lookup: Mapping's would raise and catch a KeyError for every absent key
         entry = self.data.get(key) if isinstance(key, str) else None
         return entry is not None and entry[STATE] is not None
 
