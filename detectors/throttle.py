@@ -120,6 +120,11 @@ def solo_forward(item: Item) -> Item:
     return (ts, rank, eid, scope, (developer, status, address, ()), origin)
 
 
+def scope_of(call: tuple[Any, ...]) -> str:
+    """The ``SharedQuota`` key of a call's packed record (``aupwatch.detectors.item``)."""
+    return f"T{SEP}{call[C_REGION]}{SEP}{call[C_SELLER]}{SEP}{call[C_OP]}"
+
+
 def scope_seller(scope: str) -> str:
     """The seller of a ``SharedQuota`` key ``T|region|seller|operation``."""
     return scope.split(SEP, 3)[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ class Checkpointer:
         interval: Seconds between checkpoints.
         lock: The worker's lock (a checkpoint must see no half-applied batch).
         metrics: Optional ``Metrics``; each checkpoint's duration is observed in it.
+        before: Sends what the worker still holds back of decided input's outputs.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class Checkpointer:
         interval: float,
         lock: asyncio.Lock,
         metrics: Any = None,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.stages = stages
@@ -45,6 +48,7 @@ class Checkpointer:
         self.interval = interval
         self.lock = lock
         self.metrics = metrics
+        self.before = before
         self.last = time.monotonic()
 
     async def maybe(self) -> None:
@@ -60,6 +64,8 @@ class Checkpointer:
         Call with the lock held.
         """
         started = time.perf_counter()
+        if self.before is not None:
+            await self.before()
         producer = self.app.producer
         await producer.flush()
         for name, stage in self.stages.items():

@@ -11,7 +11,7 @@ from aupwatch.detectors.alerts import is_new
 from aupwatch.detectors.engine import Output
 from aupwatch.schemas.records import parse_ts
 from aupwatch.streams.worker.emitted import Emitted
-from aupwatch.streams.worker.wire import encode
+from aupwatch.streams.worker.wire import LinkNotices, encode, encode_notices
 
 
 class Outbox:
@@ -55,6 +55,13 @@ class Outbox:
         for p in parts:
             for value in encode(by_part.get(p, []), marks, self.chunk):
                 await topic.send(value=value, partition=p)
+
+    async def notices(self, notices: list[LinkNotices]) -> None:
+        """Sends detect partitions' link notices to every detect partition (``link_gate``)."""
+        topic = self.topics["detect"]
+        value = encode_notices(notices)
+        for p in range(self.partitions):
+            await topic.send(value=value, partition=p)
 
     def remember(self, emitted: dict[str, Emitted]) -> None:
         """Notes versions already on the alerts topic (after a restart or a rebalance)."""

@@ -6,7 +6,7 @@ the worker hands it decoded messages and sends what it returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from aupwatch.detectors.config import DetectorConfig
@@ -27,7 +27,7 @@ from aupwatch.streams.worker.keys import (
 )
 from aupwatch.streams.worker.seen_log import CHUNK, SeenLog
 from aupwatch.streams.worker.state_view import StateView
-from aupwatch.streams.worker.wire import WireItem, decode, legacy_detect, to_item
+from aupwatch.streams.worker.wire import LinkNotices, WireItem, decode, legacy_detect, to_item
 
 
 class PartitionStore(MutableMapping[str, Entry]):
@@ -174,14 +174,19 @@ class Stage:
         self.seen_log.forget([k for k in self.seen_log.written if owner(k, n) == partition])
         self.seen_log.take_stale(partition)
 
-    def take(self, partition: int, value: bytes, token: Any, out: Output) -> None:
-        """Adds one internal message's markers and items to its partition's shard."""
+    def take(self, partition: int, value: bytes, token: Any, out: Output) -> list[LinkNotices]:
+        """Adds one internal message's markers and items to its partition's shard.
+
+        Returns:
+            The detect partitions' link notices it carries (``link_gate``), if any.
+        """
         hop = decode(value)
         shard = self.shard(partition)
         upstream = self.upstream[partition]
         shard.add(self._fresh(partition, hop.items, out), out, token)
         for mark in hop.marks:  # markers follow the items they cover
             upstream.update(*mark)
+        return hop.notices
 
     def _fresh(self, partition: int, items: list[WireItem], out: Output) -> list[Item]:
         """Drops items an upstream sent again after it restarted.
@@ -256,12 +261,24 @@ class Stage:
             out[p] = (now - last[1], len(shard.buffer), self.upstream[p].lagging())
         return out
 
-    def markers(self, prefix: str, only_changed: bool) -> list[list[Any]]:
-        """Markers of this worker's shards for downstream stages (``wire.Marker``, no end)."""
+    def markers(
+        self, prefix: str, only_changed: bool, held: Callable[[int], int | None] | None = None
+    ) -> list[list[Any]]:
+        """Markers of this worker's shards for downstream stages (``wire.Marker``, no end).
+
+        Args:
+            prefix: The stage's source prefix (``d``, ``t``).
+            only_changed: Only the markers that changed since they were last sent.
+            held: The time of a shard's oldest output still held back (``link_gate``):
+                its marker stays below it.
+        """
         marks = []
         for p in sorted(self.shards):
             idle = self.idle.get(p, False)
             wm = self.shards[p].wm
+            oldest = None if held is None else held(p)
+            if oldest is not None and oldest <= wm:
+                wm, idle = oldest - 1, False
             if only_changed and self.sent.get(p) == (wm, idle):
                 continue
             self.sent[p] = (wm, idle)

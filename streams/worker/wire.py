@@ -3,7 +3,9 @@
 A message is the JSON object ``{"m": [marker, ...], "x": [wire item, ...]}``: markers
 (``Marker``) are arrays ``[source, wm, idle]``, with ``end`` for an input partition's, and
 wire items (``WireItem``) are arrays of an item's six fields, its source and its sequence.
-The markers of a message follow the items it carries. These bytes are what workers of
+The markers of a message follow the items it carries. Detect partitions also tell each
+other the links they found (``LinkNotices``, under ``"n"``, on the detect topic only);
+versions before them ignore that field. These bytes are what workers of
 different versions exchange during a rolling upgrade: keep them as they are, and keep
 reading what older versions wrote (``legacy_detect``).
 """
@@ -66,16 +68,46 @@ class WireItem(NamedTuple):
     seq: Seq
 
 
-class Hop(msgspec.Struct, rename={"marks": "m", "items": "x"}):
+class LinkNotice(NamedTuple):
+    """A link a detect partition found: ``developer`` holds it in ``scope`` from ``ts``.
+
+    Attributes:
+        developer: One of the linked developers.
+        scope: The ``SharedQuota`` key of the call that linked them.
+        ts: The call's event time, microseconds.
+    """
+
+    developer: str
+    scope: str
+    ts: int
+
+
+class LinkNotices(NamedTuple):
+    """A detect partition's links, then its promise: every link up to ``wm`` is told.
+
+    Attributes:
+        source: The detect partition that found them.
+        wm: Its watermark after deciding them (None: nothing decided yet).
+        links: The links found since its last notices.
+    """
+
+    source: int
+    wm: int | None
+    links: list[LinkNotice]
+
+
+class Hop(msgspec.Struct, rename={"marks": "m", "items": "x", "notices": "n"}):
     """One decoded internal message.
 
     Attributes:
         marks: The markers, which follow the items.
         items: The items.
+        notices: Detect partitions' links (``LinkNotices``; the detect topic only).
     """
 
     marks: list[Marker]
     items: list[WireItem]
+    notices: list[LinkNotices] = []
 
 
 _DECODER = msgspec.json.Decoder(Hop)
@@ -160,6 +192,11 @@ def encode(items: list[Any], marks: list[Any], chunk: int) -> list[bytes]:
         last = start + chunk >= len(items)
         out.append(_dumps({"m": marks if last else [], "x": items[start : start + chunk]}))
     return out
+
+
+def encode_notices(notices: list[LinkNotices]) -> bytes:
+    """The message that carries detect partitions' ``LinkNotices`` (no items, no markers)."""
+    return _dumps({"m": [], "x": [], "n": notices})
 
 
 def _dumps(message: dict[str, Any]) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from aupwatch.detectors.engine import Output
-from aupwatch.detectors.item import KEY
+from aupwatch.detectors.item import KEY, Item
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, Routing
 from aupwatch.detectors.throttle import is_solo, solo_forward
 from aupwatch.errors import AupwatchError
@@ -35,15 +35,16 @@ from aupwatch.streams.worker.faust_app import (
 )
 from aupwatch.streams.worker.ingest import Ingest
 from aupwatch.streams.worker.inputs import InputPartitions
-from aupwatch.streams.worker.keys import is_state, partition_of
+from aupwatch.streams.worker.keys import format_key, is_state, partition_of
+from aupwatch.streams.worker.link_gate import LinkGate, notices_of
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import Stage
+from aupwatch.streams.worker.stalls import Stalls
 from aupwatch.streams.worker.tracker import PartitionTracker
 from aupwatch.streams.worker.wire import tag
 
 log = logging.getLogger(__name__)
 
-STALL_AFTER = 60.0  # seconds a stage may hold items without progress before it says why
 STAGES = (("detect", "detect", "d"), ("throttle", "throttle", "t"), ("alerts", "alerts-in", None))
 
 
@@ -68,7 +69,6 @@ class Worker:
         self.n = config.kafka.partitions
         self.lock = asyncio.Lock()
         self.sized_at = 0.0
-        self.stall_logged: dict[tuple[str, int], float] = {}
         self.emitted_unknown = True  # the alerts topic is read before the first alert
         self.topics = {
             role: self.app.topic(
@@ -99,6 +99,12 @@ class Worker:
         )
         self.tables: dict[str, Any] = {}
         self.stages: dict[str, Stage] = {}
+        # calls that link no one go on only where a link may touch them ("L": linking on)
+        self.gate = (
+            LinkGate(self.n, config.detectors.link_horizon)
+            if "L" in Routing.of(config.detectors).prefixes
+            else None
+        )
         sources = {
             "detect": [f"i{q}" for q in range(input_partitions)],
             "throttle": [f"d{p}" for p in range(self.n)],
@@ -127,6 +133,7 @@ class Worker:
                 table_dict(table),
                 config.worker.seen_chunk,
             )
+        self.stalls = Stalls(self.inputs, self.stages, metrics)
         self.checkpointer = Checkpointer(
             self.app,
             self.stages,
@@ -135,6 +142,7 @@ class Worker:
             config.worker.checkpoint_interval,
             self.lock,
             metrics,
+            before=self._send_held,
         )
         self._agents()
         self.app.timer(1.0)(self._tick)
@@ -190,10 +198,16 @@ class Worker:
             origin[1].extend([p] * (len(out.occurrences) - len(origin[1])))
 
         touched: set[int] = set()
+        gate = self.gate if stage.from_input else None
         for ev in events:
             p = ev.message.partition
             touched.add(p)
-            stage.take(p, ev.value, ev, out)
+            if gate is not None:
+                # nothing ever committed: its topic is read from the start, every link with it
+                gate.open(p, fresh=format_key(p) not in stage.data)
+            notices = stage.take(p, ev.value, ev, out)
+            if notices and gate is not None:
+                gate.learn(p, notices)
             attribute(p)
         waiting = frozenset[str]()
         if stage.from_input:
@@ -220,16 +234,26 @@ class Worker:
         late = set(out.late_outputs)
         fwd: dict[int, list[Any]] = defaultdict(list)
         occ: dict[int, list[Any]] = defaultdict(list)
+        gate = self.gate if prefix == "d" else None
+        found: dict[int, list[Item]] = defaultdict(list)  # forwards with links, by partition
         if origin is not None:
             # tag outputs with their source and whether a late item made them (see Stage)
             # outputs have one key each (only detect items carry a record's list of keys)
             for i, item in enumerate(out.forwards):
                 if is_solo(item):  # a call's own detect item stands for its forward
+                    if gate is not None and i not in late:
+                        gate.hold(origin[0][i], item)
+                        continue
                     item = solo_forward(item)
+                elif gate is not None:
+                    found[origin[0][i]].append(item)
                 tagged = tag(item, f"{prefix}{origin[0][i]}", -1 if i in late else 0)
                 key = item[KEY]
                 assert isinstance(key, str)
                 fwd[partition_of(key, n)].append(tagged)
+            if gate is not None:
+                for p in stage.shards:
+                    _by_partition(fwd, gate.release(p).forwards, f"d{p}", n)
             for i, item in enumerate(out.occurrences):
                 tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
                 key = item[KEY]
@@ -237,7 +261,16 @@ class Worker:
                 occ[partition_of(key, n)].append(tagged)
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
-        marks = stage.markers(prefix, only_changed) if prefix else []
+        held = None if gate is None else gate.cap
+        marks = stage.markers(prefix, only_changed, held) if prefix else []
+        if gate is not None:
+            told = gate.tell(
+                {p: notices_of(found.get(p, [])) for p in stage.shards},
+                {p: shard.wm for p, shard in stage.shards.items()},
+                only_changed,
+            )
+            if told:
+                await self.outbox.notices(told)
         if prefix == "d" and marks:
             await self.outbox.parts("throttle", {}, marks)
         if occ or marks:
@@ -259,6 +292,18 @@ class Worker:
                 if shard.wm > 0:
                     self.metrics.set_watermark(stage.name, p, shard.wm / 1e6)
 
+    async def _send_held(self) -> None:
+        """Sends every call the link gate holds (before a checkpoint: nothing may wait)."""
+        if self.gate is None:
+            return
+        fwd: dict[int, list[Any]] = defaultdict(list)
+        for p, items in self.gate.flush().items():
+            _by_partition(fwd, items, f"d{p}", self.n)
+        if fwd:
+            await self.outbox.parts("throttle", fwd, [], only_items=True)
+        for p, shard in self.stages["detect"].shards.items():
+            self.gate.prune(p, shard.wm)
+
     async def _tick(self) -> None:
         """Once a second: idle input partitions release the watermark; markers are resent."""
         # broker round trips outside the lock: holding it would stall every stage
@@ -272,7 +317,7 @@ class Worker:
             await self._flow()
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
-            self._report_stalls(now)
+            self.stalls.report(now)
             if now - self.sized_at >= 10.0:
                 self.sized_at = now
                 self._forget_emitted()
@@ -319,34 +364,6 @@ class Worker:
         for detector, count in detectors.items():
             self.metrics.set_state_keys(detector, count)
 
-    def _report_stalls(self, now: float) -> None:
-        """Says, once a minute, which stage waits with items undecided and for what."""
-        for q, producers in self.inputs.abandoned(now).items():
-            log.warning(
-                "input partition %d: replay %s sent nothing for %.0f s and no end marker; "
-                "no longer waiting for it",
-                q,
-                ", ".join(producers),
-                self.inputs.replay_timeout,
-            )
-        for name, stage in self.stages.items():
-            worst = 0.0
-            for p, (seconds, items, lagging) in stage.stalled(now).items():
-                worst = max(worst, seconds)
-                logged = self.stall_logged.get((name, p), 0.0)
-                if seconds >= STALL_AFTER and now - logged >= STALL_AFTER:
-                    self.stall_logged[name, p] = now
-                    log.warning(
-                        "%s[%d]: %d items undecided, no progress for %.0f s: waiting for %s",
-                        name,
-                        p,
-                        items,
-                        seconds,
-                        ", ".join(lagging) or "nothing (all idle)",
-                    )
-            if self.metrics is not None:
-                self.metrics.set_stalled(name, worst)
-
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         if any(tp.topic == self.names["alerts-in"] for tp in assigned):
             # read before the next alert goes out, not here: a slow rebalance callback
@@ -371,6 +388,16 @@ class Worker:
         for tp in revoked:
             if tp.topic in roles:
                 self.stages[roles[tp.topic]].drop(tp.partition)
+                if roles[tp.topic] == "detect" and self.gate is not None:
+                    self.gate.drop(tp.partition)
         self.tracker.revoked(revoked)
         if self.metrics is not None:
             self.metrics.worker_rebalance()
+
+
+def _by_partition(parts: dict[int, list[Any]], forwards: list[Item], source: str, n: int) -> None:
+    """Adds a source's forwards (each of one key) to the partitions their keys pick."""
+    for item in forwards:
+        key = item[KEY]
+        assert isinstance(key, str)
+        parts[partition_of(key, n)].append(tag(item, source, 0))

@@ -198,3 +198,21 @@ def test_a_restored_empty_entry_past_the_frontier_still_skips_what_its_key_appli
     stage.data[frontier_key(0)] = 100_000_000
     stage.expire()
     assert SCOPE not in stage.data and SCOPE in shard.take_dirty()
+
+
+def test_a_marker_stays_below_an_output_still_held_and_is_not_idle() -> None:
+    stage = Stage("detect", DetectorConfig(), 2, ["i0"], {})
+    out = Output()
+    for p in (0, 1):
+        stage.take(p, orjson.dumps({"m": [["i0", 70_000_000, True]], "x": []}), None, out)
+    stage.advance({0, 1}, out)
+    held = {0: 60_000_000}
+    assert stage.markers("d", True, held.get) == [
+        ["d0", 59_999_999, False],
+        ["d1", 100_000_000, True],
+    ]
+    assert stage.markers("d", True, held.get) == []  # sent already
+    held.clear()
+    assert stage.markers("d", True, held.get) == [["d0", 100_000_000, True]]
+    notices = stage.take(0, b'{"m":[],"x":[],"n":[[1,5,[["dev","T\\u001fx",4]]]]}', None, out)
+    assert notices == [(1, 5, [("dev", "T\x1fx", 4)])]
