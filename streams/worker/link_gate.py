@@ -144,11 +144,11 @@ class LinkGate:
         A call goes on as a forward when its developer holds a link in its scope within
         ``horizon`` before it, or when a link that could touch it might be unknown.
         """
-        known = self.known[partition]
         out = Released()
-        held = known.held
-        if not held or len(known.marks) < self.partitions:
+        known = self.known.get(partition)
+        if known is None or not known.held or len(known.marks) < self.partitions:
             return out
+        held = known.held
         told = min(known.marks.values())
         start = max(known.since.values())  # every link after it is known
         links, horizon, forwards = known.links, self.horizon, out.forwards
