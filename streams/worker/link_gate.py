@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from aupwatch.detectors.engine import NEVER
 from aupwatch.detectors.item import C_DEV, KEY, PAYLOAD, TS, Item
 from aupwatch.detectors.throttle import scope_of, solo_forward
-from aupwatch.streams.worker.wire import LinkNotice, LinkNotices
+from aupwatch.streams.worker.keys import partition_of
+from aupwatch.streams.worker.wire import LinkNotice, LinkNotices, tag
 
 
 @dataclass(slots=True)
@@ -203,3 +205,11 @@ def notices_of(forwards: list[Item]) -> list[LinkNotice]:
                 out.append(LinkNotice(developer, key, ts))
                 out.extend(LinkNotice(other, key, ts) for other in links)
     return out
+
+
+def by_partition(parts: dict[int, list[Any]], forwards: list[Item], source: str, n: int) -> None:
+    """Adds a source's forwards (each of one key), tagged, to the partitions their keys pick."""
+    for item in forwards:
+        key = item[KEY]
+        assert isinstance(key, str)
+        parts[partition_of(key, n)].append(tag(item, source, 0))

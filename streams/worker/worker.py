@@ -36,7 +36,7 @@ from aupwatch.streams.worker.faust_app import (
 from aupwatch.streams.worker.ingest import Ingest
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.keys import format_key, is_state, partition_of
-from aupwatch.streams.worker.link_gate import LinkGate, notices_of
+from aupwatch.streams.worker.link_gate import LinkGate, by_partition, notices_of
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.stalls import Stalls
@@ -253,7 +253,7 @@ class Worker:
                 fwd[partition_of(key, n)].append(tagged)
             if gate is not None:
                 for p in stage.shards:
-                    _by_partition(fwd, gate.release(p).forwards, f"d{p}", n)
+                    by_partition(fwd, gate.release(p).forwards, f"d{p}", n)
             for i, item in enumerate(out.occurrences):
                 tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
                 key = item[KEY]
@@ -298,7 +298,7 @@ class Worker:
             return
         fwd: dict[int, list[Any]] = defaultdict(list)
         for p, items in self.gate.flush().items():
-            _by_partition(fwd, items, f"d{p}", self.n)
+            by_partition(fwd, items, f"d{p}", self.n)
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
         for p, shard in self.stages["detect"].shards.items():
@@ -393,11 +393,3 @@ class Worker:
         self.tracker.revoked(revoked)
         if self.metrics is not None:
             self.metrics.worker_rebalance()
-
-
-def _by_partition(parts: dict[int, list[Any]], forwards: list[Item], source: str, n: int) -> None:
-    """Adds a source's forwards (each of one key) to the partitions their keys pick."""
-    for item in forwards:
-        key = item[KEY]
-        assert isinstance(key, str)
-        parts[partition_of(key, n)].append(tag(item, source, 0))
