@@ -30,17 +30,10 @@ import time
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from aupwatch import __version__
-from aupwatch.errors import ConfigError
-from aupwatch.streams.ops.tls_server import start_https_server
+from aupwatch.streams.ops.exposition import serve
 from aupwatch.streams.ops.vocabulary import (
     ALERT_SEVERITIES,
     CHECKPOINT_BUCKETS,
@@ -48,11 +41,11 @@ from aupwatch.streams.ops.vocabulary import (
     DETECTOR_REASONS,
     KINDS,
     LATENCY_BUCKETS,
+    LINK_GATE_OUTCOMES,
     METRIC_NAMES,
     OUTCOMES,
 )
 from aupwatch.streams.ops.watermark_collector import WatermarkCollector
-from aupwatch.streams.security import https_server_context
 
 __all__ = [
     "ALERT_SEVERITIES",
@@ -61,6 +54,7 @@ __all__ = [
     "DETECTOR_REASONS",
     "KINDS",
     "LATENCY_BUCKETS",
+    "LINK_GATE_OUTCOMES",
     "METRIC_NAMES",
     "OUTCOMES",
     "Metrics",
@@ -148,6 +142,12 @@ class Metrics:
             " after a restart), by stage."
         )
         self._duplicates = counter("aupwatch_duplicate_items_total", dup_doc, "stage")
+        gate_doc = (
+            "Calls that link no one, held by the link gate of the detect stage, by outcome:"
+            " dropped (no link can touch them), sent (linked: a link may; unsure: a link"
+            " may be unread), sent unchecked by a checkpoint (checkpoint)."
+        )
+        self._link_gate = counter("aupwatch_link_gate_calls_total", gate_doc, "outcome")
         unowned_doc = "Data accesses of a resource with no known owner (not alerted)."
         self._unowned = counter("aupwatch_unowned_resource_accesses_total", unowned_doc)
         self._watermarks = WatermarkCollector(clock)
@@ -204,6 +204,8 @@ class Metrics:
                 self._suppressed.labels(detector=detector, reason=reason)
         for outcome in ("ok", "error"):
             self._am_posts.labels(outcome=outcome)
+        for outcome in LINK_GATE_OUTCOMES:
+            self._link_gate.labels(outcome=outcome)
 
     # -- input ------------------------------------------------------------------------
 
@@ -353,6 +355,14 @@ class Metrics:
         """Count ``n`` detector items a stage dropped as re-deliveries."""
         self._duplicates.labels(stage=_code("stage", stage)).inc(_count(n))
 
+    def link_gate(self, counts: dict[str, int]) -> None:
+        """Count the link gate's calls by outcome (``LINK_GATE_OUTCOMES``)."""
+        for outcome, n in counts.items():
+            if n:
+                self._link_gate.labels(outcome=_member("outcome", outcome, LINK_GATE_OUTCOMES)).inc(
+                    _count(n)
+                )
+
     def batch(self, stage: str, n: int = 1) -> None:
         """Count ``n`` processed batches of a pipeline stage (a lower_snake_case code)."""
         self._batches.labels(stage=_code("stage", stage)).inc(_count(n))
@@ -362,39 +372,5 @@ class Metrics:
     def serve(
         self, port: int, addr: str = "0.0.0.0", certfile: str = "", keyfile: str = ""
     ) -> WSGIServer:
-        """Serve this registry over HTTP, or HTTPS with a certificate, from a daemon thread.
-
-        Every path answers with the metrics (``/metrics`` by convention), so the port
-        also serves as a liveness probe.
-
-        Args:
-            port: TCP port; 0 picks a free one (see ``server.server_port``).
-            addr: Address to bind.
-            certfile: PEM certificate (chain) to serve HTTPS with (TLS 1.2 or later);
-                empty serves plain HTTP.
-            keyfile: Its private key; empty when ``certfile`` holds it.
-
-        Returns:
-            The running server; stop it with ``shutdown()`` then ``server_close()``.
-
-        Raises:
-            ConfigError: The address cannot be bound (port in use, not a local address),
-                or the certificate and key cannot be loaded.
-        """
-        # a bad certificate fails with its config key before a port is bound
-        context = (
-            https_server_context(certfile, keyfile, "monitor.metrics_certfile")
-            if certfile
-            else None
-        )
-        try:
-            if context is not None:
-                return start_https_server(port, addr, self.registry, context)
-            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
-        except OSError as exc:
-            why = (exc.strerror or str(exc)).lower()
-            raise ConfigError(
-                f"cannot serve metrics on {addr}:{port}: {why}; "
-                "choose another port (--metrics-port or monitor.metrics_port)"
-            ) from None
-        return server
+        """Serves this registry from a daemon thread (``ops.exposition.serve``)."""
+        return serve(self.registry, port, addr, certfile, keyfile)

@@ -19,6 +19,11 @@ partition: see ``aupwatch_duplicate_items_total``)."""
 DEAD_LETTER_REASONS: tuple[str, ...] = _DEAD_LETTER_REASONS
 """Reason codes of the dead-letter sink."""
 
+LINK_GATE_OUTCOMES: tuple[str, ...] = ("dropped", "linked", "unsure", "checkpoint")
+"""What the link gate did with a call that links no one (``streams.worker.link_gate``):
+dropped, sent because its developer holds a link in its scope, sent because a link might
+be unknown to the partition, or sent unchecked by a checkpoint."""
+
 ALERT_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 """Severities of the alert contract."""
 
@@ -71,6 +76,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "aupwatch_consumer_lag_records",
         "aupwatch_batches_total",
         "aupwatch_duplicate_items_total",
+        "aupwatch_link_gate_calls_total",
         "aupwatch_build_info",
     }
 )

@@ -53,10 +53,18 @@ class Released:
     Attributes:
         forwards: Forwards to send, in decision order.
         dropped: Calls that cannot change the throttle stage, not sent.
+        linked: Calls sent because their developer holds a link in their scope.
+        unsure: Calls sent because a link that could touch them might be unread.
     """
 
     forwards: list[Item] = field(default_factory=list)
     dropped: int = 0
+    linked: int = 0
+    unsure: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The calls by outcome (the ``outcome`` label of ``aupwatch_link_gate_calls_total``)."""
+        return {"dropped": self.dropped, "linked": self.linked, "unsure": self.unsure}
 
 
 class LinkGate:
@@ -158,12 +166,14 @@ class LinkGate:
             item = held.popleft()
             ts = item[TS]
             call = item[PAYLOAD]
-            scopes = links.get(call[C_DEV])
-            if ts - horizon > start and (
-                scopes is None or scopes.get(scope_of(call), NEVER) < ts - horizon
-            ):
-                out.dropped += 1
-                continue
+            if ts - horizon <= start:
+                out.unsure += 1
+            else:
+                scopes = links.get(call[C_DEV])
+                if scopes is None or scopes.get(scope_of(call), NEVER) < ts - horizon:
+                    out.dropped += 1
+                    continue
+                out.linked += 1
             forwards.append(solo_forward(item))
         return out
 

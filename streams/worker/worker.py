@@ -253,7 +253,10 @@ class Worker:
                 fwd[partition_of(key, n)].append(tagged)
             if gate is not None:
                 for p in stage.shards:
-                    by_partition(fwd, gate.release(p).forwards, f"d{p}", n)
+                    released = gate.release(p)
+                    by_partition(fwd, released.forwards, f"d{p}", n)
+                    if self.metrics is not None:
+                        self.metrics.link_gate(released.counts())
             for i, item in enumerate(out.occurrences):
                 tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
                 key = item[KEY]
@@ -299,6 +302,8 @@ class Worker:
         fwd: dict[int, list[Any]] = defaultdict(list)
         for p, items in self.gate.flush().items():
             by_partition(fwd, items, f"d{p}", self.n)
+            if self.metrics is not None:
+                self.metrics.link_gate({"checkpoint": len(items)})
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
         for p, shard in self.stages["detect"].shards.items():
@@ -357,10 +362,12 @@ class Worker:
 
     def _count_state(self) -> None:
         """Sets the state-key gauges (the tables hold only this worker's partitions)."""
-        sizes = Counter(k[0] for stage in self.stages.values() for k in stage.data if is_state(k))
-        detectors = Counter[str]()
-        for prefix, count in sizes.items():
-            detectors[DETECTOR_OF_PREFIX[prefix]] += count
+        detectors = Counter(
+            DETECTOR_OF_PREFIX[k[0]]
+            for stage in self.stages.values()
+            for k in stage.data
+            if is_state(k)
+        )
         for detector, count in detectors.items():
             self.metrics.set_state_keys(detector, count)
 

@@ -8,6 +8,7 @@ Names in queries are sample names (``foo_total``, ``foo_bucket``...): a ``_bucke
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -181,6 +182,13 @@ def test_dashboard_has_the_required_views() -> None:
         "aupwatch_worker_assigned_partitions",
     ):
         assert needle in queries, needle
+
+
+def test_dashboard_panel_ids_are_unique() -> None:
+    # Grafana keys a panel's links, edits and repeats by its id
+    panels = json.loads(servers.DASHBOARD_FILE.read_text())["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
 def test_every_rule_uses_an_exported_metric() -> None:

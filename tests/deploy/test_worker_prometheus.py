@@ -93,6 +93,11 @@ def test_prometheus_scrapes_worker_and_breach_rules_fire(
             timeout=30,
             what="duplicate items counted",
         )
+        servers.wait_for(  # every call that links no one passes the link gate
+            lambda: scalar(prom, "sum(aupwatch_link_gate_calls_total)") > 0,
+            timeout=30,
+            what="the link gate's calls counted",
+        )
         assert scalar(prom, "aupwatch_worker_up") == 1
         assert scalar(prom, 'count(aupwatch_watermark_timestamp_seconds{stage="alerts"})') >= 1
         assert (

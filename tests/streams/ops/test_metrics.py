@@ -243,7 +243,7 @@ def test_metric_names_match_the_exposition(metrics: Metrics) -> None:
     text = generate_latest(metrics.registry).decode()
     typed = set(re.findall(r"^# TYPE (aupwatch_\w+) ", text, re.M))
     assert {n for n in typed if not n.endswith("_created")} == set(METRIC_NAMES)
-    assert len(METRIC_NAMES) == 24
+    assert len(METRIC_NAMES) == 25
 
 
 def test_registries_are_independent_and_global_is_untouched() -> None:
@@ -269,3 +269,16 @@ def test_duplicates_are_counted_per_stage(metrics: Metrics) -> None:
     assert value(metrics, "aupwatch_duplicate_items_total", stage="alerts") == 1
     with pytest.raises(ValueError):
         metrics.duplicates("Detect Stage")
+
+
+def test_link_gate_calls_by_outcome(metrics: Metrics) -> None:
+    name = "aupwatch_link_gate_calls_total"
+    assert value(metrics, name, outcome="dropped") == 0  # every outcome starts at zero
+    metrics.link_gate({"dropped": 5, "linked": 2, "unsure": 0})
+    metrics.link_gate({"checkpoint": 3})
+    assert value(metrics, name, outcome="dropped") == 5
+    assert value(metrics, name, outcome="linked") == 2
+    assert value(metrics, name, outcome="unsure") == 0
+    assert value(metrics, name, outcome="checkpoint") == 3
+    with pytest.raises(ValueError):
+        metrics.link_gate({"kept": 1})

@@ -52,7 +52,10 @@ def test_a_call_waits_until_every_partition_told_its_links_up_to_it() -> None:
     assert gate.release(0).forwards == [] and gate.cap(0) == 10 * HOUR  # not up to the call
     gate.learn(0, [LinkNotices(2, 10 * HOUR, [])])
     released = gate.release(0)
-    assert (released.forwards, released.dropped) == ([], 1)  # nobody linked: dropped
+    assert (released.forwards, released.counts()) == (
+        [],
+        {"dropped": 1, "linked": 0, "unsure": 0},  # nobody linked: dropped
+    )
     assert gate.cap(0) is None
 
 
@@ -76,7 +79,7 @@ def test_a_call_goes_on_when_its_developer_holds_a_live_link_in_its_scope(
     told(gate, 1, 10 * HOUR, link)
     released = gate.release(1)
     assert released.forwards == ([solo_forward(item)] if kept else [])
-    assert released.dropped == (0 if kept else 1)
+    assert released.counts() == {"dropped": 0 if kept else 1, "linked": int(kept), "unsure": 0}
 
 
 def test_without_the_start_of_the_topic_links_are_known_only_from_the_first_notices() -> None:
@@ -89,7 +92,7 @@ def test_without_the_start_of_the_topic_links_are_known_only_from_the_first_noti
     told(gate, 0, 6 * HOUR + HORIZON)
     released = gate.release(0)
     assert released.forwards == [solo_forward(early)]  # its window reaches back to 5 h
-    assert released.dropped == 1
+    assert released.counts() == {"dropped": 1, "linked": 0, "unsure": 1}
 
 
 def test_calls_go_in_order_and_later_ones_stay_held() -> None:
