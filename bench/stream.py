@@ -130,12 +130,17 @@ def main() -> None:
             at = f"{batch}/msg"
             a = rate[f"bare aiokafka {at}"] = bare_aiokafka(topic, n)
             f, rss[f"bare Faust x1 {at}"] = bare_faust(topic, n, tmp)
-            t1, rss[f"worker x1 {at}"] = full_pipeline(topic, 1, tmp, last_ts)
+            t1, rss[f"worker x1 {at}"], gate = full_pipeline(topic, 1, tmp, last_ts)
             rate[f"bare Faust x1 {at}"], rate[f"worker x1 {at}"] = f, n / t1
             print(
                 f"[{at}] {n:,} records | bare aiokafka {a:,.0f}/s | bare Faust {f:,.0f}/s"
                 f" | worker x1 {n / t1:,.0f}/s ({n / t1 / f:.0%} of bare Faust, "
                 f"{n / t1 / a:.0%} of aiokafka)",
+                flush=True,
+            )
+            print(
+                f"[{at}] link gate, held calls by outcome: "
+                + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(gate.items())),
                 flush=True,
             )
         # replay and the peer right after the last worker: the load drifts over a run
@@ -148,12 +153,19 @@ def main() -> None:
             for batch, (topic, n) in topics.items():
                 scaling.setdefault(batch, []).append(two(topic, n, tmp, last_ts, batch, rss))
         if not args.skip_latency:
-            p50, p99, top, k = latency(tmp)
+            lat = latency(tmp)
             print(
-                f"latency record append -> alert append at 2,000 records/s: p50 {p50:.2f} s, "
-                f"p99 {p99:.2f} s, max {top:.2f} s over {k} alerts (allowed_lateness 30 s)",
+                f"latency record append -> alert append at 2,000 records/s: p50 {lat.p50:.2f} s,"
+                f" p99 {lat.p99:.2f} s, max {lat.top:.2f} s over {lat.alerts} alerts"
+                " (allowed_lateness 30 s)",
                 flush=True,
             )
+            for when, counts in (("live", lat.live), ("at the end", lat.gate)):
+                print(
+                    f"link gate at 2,000 records/s, held calls by outcome {when}: "
+                    + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items())),
+                    flush=True,
+                )
     print("targets (issue 12), all measured in this run:")
     for target in targets(rate, batches, scaling):
         print(target.line())
@@ -188,7 +200,7 @@ def two(topic: str, n: int, tmp: str, last_ts: float, batch: int, rss: dict[str,
         tag = uuid.uuid4().hex[:4]
         dst = f"{topic}-join{k}w-{tag}"
         make_topic(dst, 4)
-        t, peak = full_pipeline(dst, k, tmp, last_ts, source=topic)
+        t, peak, _ = full_pipeline(dst, k, tmp, last_ts, source=topic)
         name = f"worker x{k} {at} joined (per worker)"
         rss[name] = max(rss.get(name, 0.0), peak)
         rates[f"w{k}"] = n / t

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -141,10 +142,24 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+class Run(NamedTuple):
+    """What ``full_pipeline`` measured.
+
+    Attributes:
+        seconds: From the first record counted to every alerts-stage watermark at the end.
+        rss: The largest peak RSS of the workers, MB.
+        gate: The link gate's calls by outcome, summed over the workers.
+    """
+
+    seconds: float
+    rss: float
+    gate: dict[str, float]
+
+
 def full_pipeline(
     topic: str, workers: int, tmp: str, last_ts: float, source: str | None = None
-) -> tuple[float, float]:
-    """Seconds from the first record counted to every alerts-stage watermark at the end.
+) -> Run:
+    """Runs ``workers`` workers over ``topic`` until every record is decided.
 
     With ``source``, ``topic`` starts empty and ``source`` is copied in once the group is
     stable.
@@ -172,6 +187,7 @@ def full_pipeline(
     ]
     first = done = 0.0
     rss = 0.0
+    gate: dict[str, float] = {}
     copier = None
     try:
         copier = join_then_copy(group, workers, source, topic) if source else None
@@ -195,6 +211,11 @@ def full_pipeline(
             }
             if len(marks) >= 4 and min(marks.values()) >= last_ts:
                 done = time.perf_counter()
+                gate = {
+                    k.split('"')[1]: sum(m.get(k, 0.0) for m in samples)
+                    for k in samples[0]
+                    if k.startswith("aupwatch_link_gate_calls_total{")
+                }
         rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
         if copier is not None:
@@ -206,7 +227,7 @@ def full_pipeline(
             p.wait(timeout=60)
     if not done:
         raise RuntimeError("the worker did not finish in time")
-    return done - first, rss
+    return Run(done - first, rss, gate)
 
 
 def free_port() -> int:

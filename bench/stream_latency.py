@@ -6,14 +6,35 @@ import contextlib
 import subprocess
 import time
 import uuid
+from typing import NamedTuple
 
 import orjson
 from stream_kafka import BOOT, PY, ROOT, free_port, make_topic, scrape, worker_env
 
 
-def latency(
-    tmp: str, rate: int = 2000, seconds: int = 60, tail: int = 35
-) -> tuple[float, float, float, int]:
+class Latency(NamedTuple):
+    """Record-append to alert-append latencies, seconds, and what the link gate did.
+
+    ``live`` is the gate's calls by outcome when the last record was sent, ``gate`` at the
+    end: the last ``allowed_lateness`` of records is decided at once when the input goes
+    idle, and the checkpoint that follows that step sends most of their calls unchecked.
+    """
+
+    p50: float
+    p99: float
+    top: float
+    alerts: int
+    live: dict[str, float]
+    gate: dict[str, float]
+
+
+def gate_counts(port: int) -> dict[str, float]:
+    """The link gate's calls by outcome, from a worker's metrics endpoint."""
+    prefix = "aupwatch_link_gate_calls_total{"
+    return {k.split('"')[1]: v for k, v in scrape(port).items() if k.startswith(prefix)}
+
+
+def latency(tmp: str, rate: int = 2000, seconds: int = 60, tail: int = 35) -> Latency:
     """Live records at `rate`/s; one in 100 is a no_grant call opening a new alert.
 
     Records keep coming for `tail` s (> allowed_lateness) after the `seconds` measured, so
@@ -83,6 +104,7 @@ def latency(
         prod.send(topic, key=rec["seller_id"].encode(), value=orjson.dumps(rec))
         n += 1
     prod.flush()
+    live = gate_counts(port)
     time.sleep(5)
     appended: dict[str, int] = {}
     for m in KafkaConsumer(
@@ -101,10 +123,11 @@ def latency(
             src = alert["evidence"]["event_ids"][0]
             if src in appended and int(src[1:]) < rate * seconds:
                 lat.append((m.timestamp - appended[src]) / 1000)
+    gate = gate_counts(port)
     proc.terminate()
     proc.wait(timeout=60)
     lat.sort()
     if not lat:
         raise RuntimeError("no alerts came back")
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    return lat[len(lat) // 2], p99, lat[-1], len(lat)
+    return Latency(lat[len(lat) // 2], p99, lat[-1], len(lat), live, gate)
