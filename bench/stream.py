@@ -16,7 +16,8 @@ then for each batch size
     on a shared 2-core machine spread more than the target's margin;
 and, at a steady 2,000 records/s of live records, p50/p99 latency from a record's append
 to its alert's append (both topics use LogAppendTime). It ends with issue 12's targets,
-each ratio with its target and whether it is met, and the peak RSS of every process.
+each ratio with its target and whether it is met, the ceiling a worker whose internal
+hops cost nothing could reach, and the peak RSS of every process.
 
 Rates are records / (time from the first record consumed to the last one done). For the
 worker, "done" means every alerts-stage watermark (from its metrics endpoint) has reached
@@ -169,7 +170,28 @@ def main() -> None:
     print("targets (issue 12), all measured in this run:")
     for target in targets(rate, batches, scaling):
         print(target.line())
+    for line in ceilings(rate):
+        print(line)
     print("peak RSS: " + " | ".join(f"{k} {v:,.0f} MB" for k, v in rss.items()), flush=True)
+
+
+def ceilings(rate: dict[str, float]) -> list[str]:
+    """What a worker whose internal hops cost nothing could reach, from this run's rates.
+
+    Such a worker still reads and decodes every record as bare Faust does and runs replay's
+    detection on it: its time a record is at least the sum of theirs.
+    """
+    out = []
+    for at, against in (("1/msg", "bare Faust x1 1/msg"), ("100/msg", "aupwatch replay")):
+        faust, replayed = rate.get(f"bare Faust x1 {at}"), rate.get("aupwatch replay")
+        if faust and replayed:
+            top = 1 / (1 / faust + 1 / replayed)
+            out.append(
+                f"  ceiling with free hops, {at}: bare Faust {1e6 / faust:.1f} us + replay "
+                f"{1e6 / replayed:.1f} us a record = {top:,.0f}/s, {top / rate[against]:.0%}"
+                f" of {against}"
+            )
+    return out
 
 
 def filled(path: Path, batch: int) -> tuple[str, int]:
