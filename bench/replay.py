@@ -2,7 +2,7 @@
 
 Generates N records (default 1,000,000), then in one run measures:
   - bare: read the lines and call orjson.loads on each, nothing else;
-  - replay: the full `aupwatch replay` command (decode, validate, dead letters, all four
+  - replay: the full `aupwatch replay` command (decode, validate, dead letters, all seven
     detectors, alert output), run in this process through the CLI entry point.
 Prints records/s of both and the ratio (issue 12's target: at least 16%), by wall-clock
 time and by this process's CPU time: on a shared machine the CPU-time ratio varies less.
