@@ -186,6 +186,28 @@ class LinkGate:
                 known.held.clear()
         return out
 
+    def release_into(self, parts: dict[int, list[Any]], partitions: Any, n: int) -> dict[str, int]:
+        """Releases these partitions' calls as tagged forwards into ``parts`` (``by_partition``).
+
+        Returns:
+            The calls by outcome, summed (``Released.counts``).
+        """
+        counts = dict.fromkeys(("dropped", "linked", "unsure"), 0)
+        for p in partitions:
+            released = self.release(p)
+            by_partition(parts, released.forwards, f"d{p}", n)
+            for outcome, k in released.counts().items():
+                counts[outcome] += k
+        return counts
+
+    def flush_into(self, parts: dict[int, list[Any]], n: int) -> int:
+        """Every held call as a tagged forward into ``parts`` (``flush``); returns how many."""
+        sent = 0
+        for p, items in self.flush().items():
+            by_partition(parts, items, f"d{p}", n)
+            sent += len(items)
+        return sent
+
     def prune(self, partition: int, wm: int) -> None:
         """Forgets links too old for any call the partition decides after ``wm``.
 

@@ -36,7 +36,7 @@ from aupwatch.streams.worker.faust_app import (
 from aupwatch.streams.worker.ingest import Ingest
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.keys import format_key, is_state, partition_of
-from aupwatch.streams.worker.link_gate import LinkGate, by_partition, notices_of
+from aupwatch.streams.worker.link_gate import LinkGate, notices_of
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.stalls import Stalls
@@ -252,11 +252,9 @@ class Worker:
                 assert isinstance(key, str)
                 fwd[partition_of(key, n)].append(tagged)
             if gate is not None:
-                for p in stage.shards:
-                    released = gate.release(p)
-                    by_partition(fwd, released.forwards, f"d{p}", n)
-                    if self.metrics is not None:
-                        self.metrics.link_gate(released.counts())
+                released = gate.release_into(fwd, stage.shards, n)
+                if self.metrics is not None:
+                    self.metrics.link_gate(released)
             for i, item in enumerate(out.occurrences):
                 tagged = tag(item, f"{prefix}{origin[1][i]}", -1 if -1 - i in late else 0)
                 key = item[KEY]
@@ -300,10 +298,9 @@ class Worker:
         if self.gate is None:
             return
         fwd: dict[int, list[Any]] = defaultdict(list)
-        for p, items in self.gate.flush().items():
-            by_partition(fwd, items, f"d{p}", self.n)
-            if self.metrics is not None:
-                self.metrics.link_gate({"checkpoint": len(items)})
+        sent = self.gate.flush_into(fwd, self.n)
+        if self.metrics is not None:
+            self.metrics.link_gate({"checkpoint": sent})
         if fwd:
             await self.outbox.parts("throttle", fwd, [], only_items=True)
         for p, shard in self.stages["detect"].shards.items():

@@ -242,3 +242,18 @@ def test_gated_calls_give_the_throttle_stage_what_every_call_gives(seed: int) ->
     agents = [o for o in every if "shared_user_agents" in str(o[PAYLOAD])]
     assert agents, "no group linked by user agent"
     assert 0 < sent < all_calls / 10 and dropped > all_calls / 2
+
+
+def test_release_into_and_flush_into_tag_forwards_and_count_them() -> None:
+    gate = LinkGate(1, HORIZON)
+    gate.open(0, fresh=True)
+    kept, dropped, held = call(30 * HOUR, "d1"), call(30 * HOUR, "d2"), call(32 * HOUR, "d1")
+    for item in (kept, dropped, held):
+        gate.hold(0, item)
+    told(gate, 0, 31 * HOUR, ("d1", SCOPE, 29 * HOUR))
+    parts: dict[int, list[Any]] = defaultdict(list)
+    assert gate.release_into(parts, [0], 4) == {"dropped": 1, "linked": 1, "unsure": 0}
+    assert gate.flush_into(parts, 4) == 1
+    tagged = [w for ws in parts.values() for w in ws]
+    assert [w[:6] for w in tagged] == [solo_forward(kept), solo_forward(held)]
+    assert {w.source for w in tagged} == {"d0"}
