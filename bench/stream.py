@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import orjson
-from stream_kafka import BOOT, fill, full_pipeline, make_topic
+from stream_kafka import BOOT, bench_topics, delete_topics, fill, full_pipeline, make_topic
 from stream_latency import latency
 from stream_refs import bare_aiokafka, bare_faust, replay
 
@@ -110,6 +110,17 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the scaling measure")
     args = ap.parse_args()
+    before = bench_topics()
+    try:
+        measure(args)
+    finally:
+        made = bench_topics() - before
+        delete_topics(made)
+        print(f"deleted the {len(made)} topics this run made", flush=True)
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Every measure of one run, printed as it is made, then the targets."""
     from aupwatch.schemas.records import parse_ts
     from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 

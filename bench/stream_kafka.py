@@ -27,6 +27,29 @@ def admin():  # type: ignore[no-untyped-def]
     return KafkaAdminClient(bootstrap_servers=BOOT)
 
 
+def bench_topics() -> set[str]:
+    """Topics on the broker named as this bench names its own (inputs, groups, the peer's)."""
+    a = admin()
+    try:
+        return {
+            t
+            for t in a.list_topics()
+            if t.startswith(("bench-", "barefaust-", "lat-")) or "quixpeer-" in t
+        }
+    finally:
+        a.close()
+
+
+def delete_topics(names: set[str]) -> None:
+    """Deletes these topics: a run leaves gigabytes on the broker, which is left running."""
+    if names:
+        a = admin()
+        try:
+            a.delete_topics(sorted(names))
+        finally:
+            a.close()
+
+
 def make_topic(name: str, partitions: int, log_append: bool = True) -> None:
     from kafka.admin import NewTopic
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from tests.kafka_broker import REPO_ROOT, transactional_producer, unique_name
+from tests.kafka_broker import REPO_ROOT, delete_topics_from, transactional_producer, unique_name
 
 AUPWATCH = [sys.executable, "-m", "aupwatch.cli"]
 
@@ -308,3 +308,4 @@ def deployment(bootstrap: str, tmp: Path, **kw: Any) -> Iterator[Deployment]:
         yield dep
     finally:
         dep.stop_all()
+        delete_topics_from(bootstrap, f"{dep.group}-")
