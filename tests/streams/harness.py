@@ -302,10 +302,21 @@ def reasons(alerts: dict[str, dict[str, Any]]) -> Counter[tuple[str, str]]:
 
 
 @contextmanager
-def deployment(bootstrap: str, tmp: Path, **kw: Any) -> Iterator[Deployment]:
+def deployment(
+    bootstrap: str, tmp: Path, delete_topics: bool = True, **kw: Any
+) -> Iterator[Deployment]:
+    """A deployment whose workers are stopped, and topics deleted, when the block ends.
+
+    Args:
+        bootstrap: A broker that takes plain clients (``delete_topics``), or any broker.
+        tmp: Folder for the workers' logs and data.
+        delete_topics: Whether to delete the group's topics at the end.
+        **kw: Other fields of ``Deployment``.
+    """
     dep = Deployment(bootstrap, tmp, **kw)
     try:
         yield dep
     finally:
         dep.stop_all()
-        delete_topics_from(bootstrap, f"{dep.group}-")
+        if delete_topics:
+            delete_topics_from(bootstrap, f"{dep.group}-")

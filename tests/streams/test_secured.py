@@ -77,7 +77,10 @@ def test_worker_replay_and_alerts_over_sasl_ssl_match_replay(
 ) -> None:
     expected = replay_alerts(DATA)
     assert expected
-    with deployment(secured_env.bootstrap, tmp_path, partitions=2, input_partitions=2) as dep:
+    # its topics stay: the cleanup's admin client is a plain one, this broker takes SASL_SSL
+    with deployment(
+        secured_env.bootstrap, tmp_path, delete_topics=False, partitions=2, input_partitions=2
+    ) as dep:
         dep.create_input()
         worker = dep.start_worker("secured")
         dep.send(DATA)
