@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.kafka_broker import ensure_broker  # noqa: E402
+from tests.kafka_broker import delete_topics_from, ensure_broker  # noqa: E402
 from tests.streams.harness import (  # noqa: E402
     Deployment,
     describe_difference,
@@ -112,6 +112,7 @@ def one_run(
         return ok, desc + detail
     finally:
         dep.stop_all()
+        delete_topics_from(boot, f"{dep.group}-")
         if burner is not None:
             burner.kill()
             burner.wait()

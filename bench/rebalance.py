@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stream_kafka import BOOT, free_port, scrape  # noqa: E402
+from tests.kafka_broker import delete_topics_from  # noqa: E402
 from tests.streams.harness import (  # noqa: E402
     AUPWATCH,
     Deployment,
@@ -117,6 +118,7 @@ def run(
     finally:
         dep.stop_all()
     sizes = lines_per_partition(dep.input_topic)
+    delete_topics_from(BOOT, f"{dep.group}-")
     logs_text = "".join(p.read_text(errors="replace") for p in dep.tmp.glob("*.log"))
     return {
         "limit": limit,
