@@ -52,7 +52,7 @@ def bare_aiokafka(topic: str, n_records: int) -> float:
 BARE_FAUST = """
 import sys, time, orjson, faust, uvloop
 uvloop.install()
-from aupwatch.streams.worker.faust_app import faust_settings
+from aupwatch.streams.worker.faust_app import faust_settings, set_fetch_wait
 from aupwatch.streams.config import load_config
 import dataclasses
 topic, group, progress = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -61,6 +61,9 @@ cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=gro
     bootstrap_servers="%s"), worker=dataclasses.replace(cfg.worker, data_dir=progress + ".d"))
 app = faust.App(group, **faust_settings(cfg))
 src = app.topic(topic, key_serializer="raw", value_serializer="raw")
+@app.on_partitions_assigned.connect
+async def assigned(app, assigned, **_):  # as the worker does (PartitionTracker.assigned)
+    await set_fetch_wait(app.consumer, cfg.worker.fetch_max_wait)
 state = {"n": 0, "first": 0.0}
 @app.agent(src)
 async def decode(stream):

@@ -72,6 +72,8 @@ class WorkerSettings:
     session_timeout: float = 30.0
     # records one input partition may be read ahead of the group's decisions (0: no limit)
     max_undecided: int = 20_000
+    # longest the broker holds a fetch that finds no records (Faust's own 1.5 s)
+    fetch_max_wait: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,11 @@ def build_config(data: Mapping[str, Any]) -> AppConfig:
     for key in ("batch_size", "internal_batch", "seen_chunk", "dead_letter_max_bytes"):
         if getattr(worker, key) < 1:
             raise ConfigError(f"worker.{key} must be at least 1", key=f"worker.{key}")
+    if not 0.001 <= worker.fetch_max_wait <= 60:
+        raise ConfigError(
+            "worker.fetch_max_wait must be between 0.001 and 60 (seconds)",
+            key="worker.fetch_max_wait",
+        )
     return AppConfig(
         detectors=detectors,
         max_record_bytes=max_bytes,

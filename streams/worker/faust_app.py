@@ -4,8 +4,9 @@ The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
 ``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
-to their committed offsets, and to pause and resume fetching in aiokafka itself), mode's
-``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
+to their committed offsets, to pause and resume fetching in aiokafka itself, and to set
+its fetcher's ``_fetch_max_wait_ms``), mode's ``Worker._schedule_shutdown``, and
+``app.rebalancing``/``app.in_recovery``.
 """
 
 from __future__ import annotations
@@ -127,6 +128,28 @@ async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
 async def resume_fetching(consumer: Any, tps: set[TP]) -> None:
     """Fetches these partitions again from their positions (see ``pause_fetching``)."""
     await _in_consumer_thread(consumer, "resume", tps)
+
+
+async def set_fetch_wait(consumer: Any, seconds: float) -> None:
+    """Lets the broker hold a fetch that finds no records for at most ``seconds``.
+
+    Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting for
+    it. aiokafka has one fetch in flight per broker, for every partition it reads there:
+    while the broker holds a fetch of partitions with nothing new (input read to its end,
+    a quiet internal topic), records arriving on the others wait too, up to 1.5 s at each
+    internal hop. aiokafka's fetcher reads the value for each request it builds.
+    """
+    thread = consumer._thread
+    ms = max(1, round(seconds * 1000))
+
+    def call() -> None:
+        raw = thread._ensure_consumer()
+        raw._fetch_max_wait_ms = ms  # a consumer started again builds its fetcher from it
+        fetcher = getattr(raw, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = ms
+
+    await thread.call_thread(call)
 
 
 async def _in_consumer_thread(consumer: Any, method: str, tps: set[TP]) -> None:

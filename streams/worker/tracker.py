@@ -17,7 +17,7 @@ from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.kafka_io import first_offset_from
-from aupwatch.streams.worker.faust_app import seek_to_committed
+from aupwatch.streams.worker.faust_app import seek_to_committed, set_fetch_wait
 from aupwatch.streams.worker.flow import FlowMetrics, InputFlow
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.offsets import SEEK, TAKE, Offsets
@@ -121,6 +121,7 @@ class PartitionTracker:
         tps = [tp for tp in assigned if tp.topic in ours]
         if tps:
             consumer: Any = self.app.consumer
+            await set_fetch_wait(consumer, self.config.worker.fetch_max_wait)
             committed = await seek_to_committed(consumer, tps)
             for tp in tps:
                 offset = committed.get(tp)

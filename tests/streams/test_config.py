@@ -14,6 +14,11 @@ def test_environment_overrides_a_worker_setting() -> None:
     assert load_config(None, {}).worker.seen_chunk == 512
     assert load_config(None, {"AUPWATCH_WORKER__MAX_UNDECIDED": "0"}).worker.max_undecided == 0
     assert load_config(None, {}).worker.max_undecided == 20_000
+    assert load_config(None, {}).worker.fetch_max_wait == 1.5
+    assert (
+        load_config(None, {"AUPWATCH_WORKER__FETCH_MAX_WAIT": "250ms"}).worker.fetch_max_wait
+        == 0.25
+    )
 
 
 @pytest.mark.parametrize(
@@ -25,6 +30,8 @@ def test_environment_overrides_a_worker_setting() -> None:
         ("AUPWATCH_WORKER__SEEN_CHUNK", "'many'", "worker.seen_chunk must be of type int"),
         ("AUPWATCH_WORKER__MAX_UNDECIDED", "-1", "worker.max_undecided must not be negative"),
         ("AUPWATCH_WORKER__MAX_UNDECIDED", "2.5", "worker.max_undecided must be of type int"),
+        ("AUPWATCH_WORKER__FETCH_MAX_WAIT", "0", "worker.fetch_max_wait must be between 0.001"),
+        ("AUPWATCH_WORKER__FETCH_MAX_WAIT", "61", "worker.fetch_max_wait must be between 0.001"),
     ],
 )
 def test_bad_worker_settings_are_refused(name: str, raw: str, message: str) -> None:

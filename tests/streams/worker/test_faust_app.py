@@ -157,6 +157,44 @@ def test_fetching_pauses_and_resumes_in_aiokafka_in_the_consumer_thread() -> Non
     ]
 
 
+def test_faust_fixes_its_fetch_wait_and_aiokafka_reads_it_per_request() -> None:
+    """Why and how ``set_fetch_wait`` works: no setting, a value read for each fetch."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    made = inspect.getsource(driver.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=1500" in made  # a Faust setting would replace the override
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.start
+    )
+    builds = inspect.getsource(Fetcher._get_actions_per_node)
+    assert re.search(r"FetchRequest\(\s*self\._fetch_max_wait_ms,", builds)
+
+
+def test_set_fetch_wait_sets_the_consumer_and_its_fetcher_in_the_consumer_thread() -> None:
+    raw = SimpleNamespace(
+        _fetch_max_wait_ms=1500, _fetcher=SimpleNamespace(_fetch_max_wait_ms=1500)
+    )
+    calls: list[str] = []
+
+    class Thread:
+        def _ensure_consumer(self) -> Any:
+            return raw
+
+        async def call_thread(self, fn: Any, *args: Any) -> Any:
+            calls.append("thread")
+            return fn(*args)
+
+    asyncio.run(faust_app.set_fetch_wait(SimpleNamespace(_thread=Thread()), 0.1))
+    assert (calls, raw._fetch_max_wait_ms, raw._fetcher._fetch_max_wait_ms) == (
+        ["thread"],
+        100,
+        100,
+    )
+    raw._fetcher = None  # not started yet: its fetcher will be built from the consumer's value
+    asyncio.run(faust_app.set_fetch_wait(SimpleNamespace(_thread=Thread()), 0.0004))
+    assert raw._fetch_max_wait_ms == 1
+
+
 class Records:
     """aiokafka's partition records: three messages from offset 5."""
 
