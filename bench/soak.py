@@ -58,7 +58,9 @@ if "AUPWATCH_KAFKA_BOOTSTRAP" not in os.environ and os.environ.get("AUPWATCH_KAF
     os.environ["AUPWATCH_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{os.environ['AUPWATCH_KAFKA_PORT']}"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_traffic import DAY_MS, ORIGIN_MS, Traffic
-from stream_kafka import BOOT, PY, ROOT, admin, free_port, make_topic, scrape, worker_env
+from stream_kafka import BOOT, PY, ROOT, free_port, make_topic, scrape, worker_env
+
+from tests.kafka_broker import delete_topics_from
 
 
 def rss_mb(pid: int) -> float:
@@ -209,17 +211,6 @@ def verdict(samples: list[dict[str, object]], lateness: float, forever: set[str]
     return out
 
 
-def cleanup_topics(group: str) -> list[str]:
-    a = admin()
-    try:
-        mine = [t for t in a.list_topics() if t.startswith(group)]
-        if mine:
-            a.delete_topics(mine)
-        return mine
-    finally:
-        a.close()
-
-
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # so that the worker is stopped and the topics deleted
 
@@ -347,7 +338,7 @@ def main() -> None:
                     proc.kill()
                     proc.wait()
             with contextlib.suppress(Exception):
-                print(f"deleted topics: {', '.join(cleanup_topics(group))}", flush=True)
+                print(f"deleted topics: {', '.join(delete_topics_from(BOOT, group))}", flush=True)
     if samples:
         print(
             "columns: ev_days event days passed; state keys per detector; ckpt_ms mean and ckpt<= "

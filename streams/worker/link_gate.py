@@ -17,7 +17,7 @@ throttle stage decides nothing before the calls it may still receive.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,12 +192,11 @@ class LinkGate:
         Returns:
             The calls by outcome, summed (``Released.counts``).
         """
-        counts = dict.fromkeys(("dropped", "linked", "unsure"), 0)
+        counts: Counter[str] = Counter()
         for p in partitions:
             released = self.release(p)
             by_partition(parts, released.forwards, f"d{p}", n)
-            for outcome, k in released.counts().items():
-                counts[outcome] += k
+            counts.update(released.counts())
         return counts
 
     def flush_into(self, parts: dict[int, list[Any]], n: int) -> int:
