@@ -3,10 +3,10 @@
 The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
 ``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
-``consumer._commit``, the consumer thread's ``_ensure_consumer`` (to seek some partitions
-to their committed offsets, to pause and resume fetching in aiokafka itself, and to set
-its fetcher's ``_fetch_max_wait_ms``), mode's ``Worker._schedule_shutdown``, and
-``app.rebalancing``/``app.in_recovery``.
+``consumer._commit``, ``consumer._read_offset``, the consumer thread's
+``_ensure_consumer`` (to seek some partitions to their committed offsets, to pause and
+resume fetching in aiokafka itself, and to set its fetcher's ``_fetch_max_wait_ms``),
+mode's ``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
 """
 
 from __future__ import annotations
@@ -86,13 +86,27 @@ async def seek_to_committed(consumer: Any, tps: list[TP]) -> dict[TP, int | None
     """Seeks only these partitions to their committed offsets; returns those offsets.
 
     Faust's ``seek_to_committed`` seeks every assigned partition, the tables' changelogs
-    too, which its recovery positions itself.
+    too, which its recovery positions itself. Faust's read offsets follow the seek, so its
+    drain takes the records read again.
     """
     from aiokafka.structs import TopicPartition
 
     thread = consumer._thread
     parts = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-    committed = await thread.call_thread(thread._ensure_consumer().seek_to_committed, *parts)
+
+    async def call() -> Any:
+        committed = await thread._ensure_consumer().seek_to_committed(*parts)
+        # as Faust's seek_wait does: its drain drops records below the last one it read
+        read = consumer._read_offset
+        for tp, offset in committed.items():
+            key = TP(tp.topic, tp.partition)
+            if offset and offset > 0:
+                read[key] = offset
+            else:
+                read.pop(key, None)
+        return committed
+
+    committed = await thread.call_thread(call)
     return {TP(tp.topic, tp.partition): offset for tp, offset in committed.items()}
 
 

@@ -35,11 +35,14 @@ class Offsets:
         self.decided: set[int] = set()
         # partition -> (offset sought back to, when)
         self.rewound: dict[tuple[str, int], tuple[int, float]] = {}
+        # partition -> (offset it starts at, when): started and nothing read there yet
+        self.unread: dict[tuple[str, int], tuple[int, float]] = {}
 
-    def start(self, tp: tuple[str, int], offset: int) -> None:
-        """A partition is (re)assigned and resumes at ``offset``."""
+    def start(self, tp: tuple[str, int], offset: int, now: float = 0.0) -> None:
+        """A partition is (re)assigned and resumes at ``offset`` (monotonic ``now``)."""
         self.forget({tp})
         self.expect[tp] = offset
+        self.unread[tp] = (offset, now)
 
     def admit(self, tp: tuple[str, int], offset: int, now: float) -> str:
         """Judges one consumed message.
@@ -61,9 +64,12 @@ class Offsets:
             self.expect[tp] = offset + 1
             if self.rewound:
                 self.rewound.pop(tp, None)
+            if self.unread:
+                self.unread.pop(tp, None)
             return TAKE
         if offset < expect:
             return DROP
+        self.unread.pop(tp, None)  # sought back below: ``rewound`` watches it from here
         rewound = self.rewound.get(tp)
         if rewound is None or rewound[0] != expect:
             self.rewound[tp] = (expect, now)
@@ -86,6 +92,33 @@ class Offsets:
                 out[tp] = offset
                 self.rewound[tp] = (offset, now)
         return out
+
+    def unread_since(self, now: float) -> dict[tuple[str, int], int]:
+        """Partitions started ``retry_after`` ago or more and not read yet.
+
+        A fetch under way when the partition was assigned can deliver records past its
+        start, after which Faust drops the ones at the start. Nothing past the start may
+        follow to reveal the gap; the worker seeks each returned partition again if its
+        log holds records at or past the start, and otherwise calls it ``read``.
+
+        Returns:
+            The offset each starts at (their clocks restart now).
+        """
+        out = {}
+        for tp, (offset, at) in self.unread.items():
+            if now - at >= self.retry_after:
+                out[tp] = offset
+                self.unread[tp] = (offset, now)
+        return out
+
+    def hold_unread(self, now: float) -> None:
+        """Restarts the clock of every started partition not read yet (Faust holds them)."""
+        for tp, (offset, _) in self.unread.items():
+            self.unread[tp] = (offset, now)
+
+    def read(self, tp: tuple[str, int]) -> None:
+        """A started partition had no record to read: nothing of it can have been dropped."""
+        self.unread.pop(tp, None)
 
     def skip_to(self, tp: tuple[str, int], offset: int, now: float) -> None:
         """The log holds no record between the expected offset and ``offset``."""
@@ -128,3 +161,4 @@ class Offsets:
                 self.decided.discard(id(ev))
             self.expect.pop(tp, None)
             self.rewound.pop(tp, None)
+            self.unread.pop(tp, None)

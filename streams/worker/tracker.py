@@ -17,7 +17,7 @@ from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.kafka_io import first_offset_from
-from aupwatch.streams.worker.faust_app import seek_to_committed, set_fetch_wait
+from aupwatch.streams.worker.faust_app import seek_to_committed, set_fetch_wait, settled
 from aupwatch.streams.worker.flow import FlowMetrics, InputFlow
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.offsets import SEEK, TAKE, Offsets
@@ -110,6 +110,50 @@ class PartitionTracker:
             log.warning("seeking again: %s", retry)
             await self.app.consumer.seek_wait({TP(t, p): o for (t, p), o in retry.items()})
 
+    async def reseek_unread(self, now: float) -> None:
+        """Seeks again partitions started a while ago, not read yet, with records to read.
+
+        Broker round trips: called outside the worker's lock.
+        """
+        if not settled(self.app):
+            self.offsets.hold_unread(now)  # Faust pauses them and seeks them itself
+            return
+        paused = self.flow.applied
+        starts = {
+            TP(t, p): o
+            for (t, p), o in self.offsets.unread_since(now).items()
+            if not (t == self.names["input"] and p in paused)
+        }
+        if not starts:
+            return
+        try:
+            ends = await self.app.consumer.highwaters(*starts)
+        except Exception as exc:  # no answer: asked again after ``retry_after``
+            log.warning("cannot read end offsets: %s", exc)
+            return
+        retry = {}
+        for tp, offset in starts.items():
+            end = ends.get(tp)
+            if end is None:
+                continue
+            first = end
+            if end > offset:  # records, or only transaction markers, to read
+                first = await asyncio.to_thread(
+                    first_offset_from, self.config.kafka, tp.topic, tp.partition, offset, 5.0, end
+                )
+                if first is None:
+                    continue  # no answer: asked again after ``retry_after``
+            if first >= end:
+                self.offsets.read((tp.topic, tp.partition))
+                continue
+            if first > offset:
+                self.offsets.read((tp.topic, tp.partition))
+                self.offsets.skip_to((tp.topic, tp.partition), first, now)
+            retry[tp] = first
+        if retry:
+            log.warning("not read since assigned; seeking again: %s", retry)
+            await self.app.consumer.seek_wait(retry)
+
     async def assigned(self, assigned: Any) -> int:
         """Notes where each assigned partition resumes; returns the input partitions held.
 
@@ -123,10 +167,11 @@ class PartitionTracker:
             consumer: Any = self.app.consumer
             await set_fetch_wait(consumer, self.config.worker.fetch_max_wait)
             committed = await seek_to_committed(consumer, tps)
+            now = time.monotonic()
             for tp in tps:
                 offset = committed.get(tp)
                 start = offset if offset and offset > 0 else 0
-                self.offsets.start((tp.topic, tp.partition), start)
+                self.offsets.start((tp.topic, tp.partition), start, now)
             # in the consumer's thread (a direct seek races its fetcher)
             await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
         held = {tp.partition for tp in assigned if tp.topic == self.names["input"]}

@@ -310,6 +310,7 @@ class Worker:
         """Once a second: idle input partitions release the watermark; markers are resent."""
         # broker round trips outside the lock: holding it would stall every stage
         caught_up = await self.tracker.caught_up()
+        await self.tracker.reseek_unread(time.monotonic())
         async with self.lock:
             now = time.monotonic()
             marks = self.inputs.tick(caught_up, now, self.config.worker.idle_timeout)

@@ -75,7 +75,7 @@ def test_the_consumer_thread_seeks_chosen_partitions_to_committed_offsets() -> N
 
     class Consumer:
         async def seek_to_committed(self, *parts: Any) -> dict[Any, int | None]:
-            return {p: 5 for p in parts}
+            return {p: {1: 5, 2: None}.get(p.partition, 0) for p in parts}
 
     class Thread:
         def _ensure_consumer(self) -> Consumer:
@@ -84,9 +84,21 @@ def test_the_consumer_thread_seeks_chosen_partitions_to_committed_offsets() -> N
         async def call_thread(self, fn: Any, *args: Any) -> Any:
             return await fn(*args)
 
-    consumer = SimpleNamespace(_thread=Thread())
-    got = asyncio.run(faust_app.seek_to_committed(consumer, [TP("t", 1)]))
-    assert got == {TP("t", 1): 5}
+    read = {TP("t", 1): 7724, TP("t", 2): 40, TP("t", 3): 9, TP("u", 0): 8}
+    consumer = SimpleNamespace(_thread=Thread(), _read_offset=read)
+    tps = [TP("t", 1), TP("t", 2), TP("t", 3)]
+    got = asyncio.run(faust_app.seek_to_committed(consumer, tps))
+    assert got == {TP("t", 1): 5, TP("t", 2): None, TP("t", 3): 0}
+    assert read == {TP("t", 1): 5, TP("u", 0): 8}  # as Faust's own seek_wait leaves them
+
+
+def test_faust_drops_records_below_its_read_offset_and_its_seeks_move_it() -> None:
+    drain = inspect.getsource(transport_consumer.Consumer._drain_messages)
+    assert "r_offset = get_read_offset(tp)" in drain
+    assert "if r_offset is None or offset >= r_offset:" in drain
+    seek = inspect.getsource(driver.AIOKafkaConsumerThread._seek_wait)
+    assert "self.consumer._read_offset[tp] = offset" in seek
+    assert "del self.consumer._read_offset[tp]" in seek
 
 
 def test_shutdown_on_a_signal_goes_through_schedule_shutdown_once() -> None:

@@ -99,3 +99,24 @@ def test_skip_to_resumes_after_offsets_without_records() -> None:
     assert offsets.admit(("t", 0), 8, 0.0) == SEEK
     offsets.skip_to(("t", 0), 8, 0.0)  # the probe found no record at 5..7
     assert [offsets.admit(("t", 0), o, 0.1) for o in (9, 8, 9)] == [DROP, TAKE, TAKE]
+
+
+def test_a_started_partition_is_unread_until_read_at_or_past_its_start() -> None:
+    offsets = Offsets(retry_after=5.0)
+    offsets.start(("t", 0), 10, 0.0)
+    offsets.start(("t", 1), 3, 0.0)
+    offsets.start(("t", 2), 0, 0.0)
+    assert offsets.admit(("t", 0), 9, 1.0) == DROP  # below the start: still unread
+    assert offsets.admit(("t", 1), 3, 1.0) == TAKE
+    assert offsets.admit(("t", 2), 8, 1.0) == SEEK  # the seek back is retried instead
+    assert offsets.unread_since(4.0) == {}
+    assert offsets.unread_since(5.0) == {("t", 0): 10}
+    assert offsets.unread_since(9.0) == {}  # its clock restarted
+    offsets.hold_unread(12.0)
+    assert offsets.unread_since(16.0) == {}
+    assert offsets.unread_since(17.0) == {("t", 0): 10}
+    offsets.read(("t", 0))
+    assert offsets.unread_since(100.0) == {}
+    offsets.start(("t", 0), 10, 100.0)
+    offsets.forget({("t", 0)})
+    assert not offsets.unread
