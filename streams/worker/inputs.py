@@ -34,8 +34,6 @@ class InputPartitions:
         self.idle: set[int] = set()  # last marked idle
         # partition -> open replay producer -> when it was last heard
         self.replays: dict[int, dict[str, float]] = {}
-        # (start, end, only markers): what a fetch found between the next offset and the end
-        self.probed: dict[int, tuple[int, int, bool]] = {}
 
     def read(self, q: int, now: float) -> SourceClock:
         """Notes that records of partition ``q`` were read now; returns its clock."""
@@ -69,7 +67,6 @@ class InputPartitions:
         self.last_read.pop(q, None)
         self.assigned_at.pop(q, None)
         self.idle.discard(q)
-        self.probed.pop(q, None)
         self.replays.pop(q, None)
 
     def marker(self, q: int, idle: bool, end: int | None = None) -> list[Any]:

@@ -24,8 +24,8 @@ class Offsets:
     a partition's commit offset only moves past messages with no undecided older one.
 
     Args:
-        retry_after: Seconds after which a partition not yet read where it was sought is
-            sought there again.
+        retry_after: Seconds after which a partition not read at its next expected offset,
+            with records there, is sought there again.
     """
 
     def __init__(self, retry_after: float = 5.0) -> None:
@@ -33,24 +33,22 @@ class Offsets:
         self.expect: dict[tuple[str, int], int] = {}
         self.pending: dict[tuple[str, int], deque[tuple[int, Any]]] = {}
         self.decided: set[int] = set()
-        # partition -> (offset sought back to, when)
-        self.rewound: dict[tuple[str, int], tuple[int, float]] = {}
-        # partition -> (offset it starts at, when): started and nothing read there yet
-        self.unread: dict[tuple[str, int], tuple[int, float]] = {}
+        # partition -> offset sought back to
+        self.rewound: dict[tuple[str, int], int] = {}
+        # partition -> (expected offset, since when)
+        self.watch: dict[tuple[str, int], tuple[int, float]] = {}
 
-    def start(self, tp: tuple[str, int], offset: int, now: float = 0.0) -> None:
-        """A partition is (re)assigned and resumes at ``offset`` (monotonic ``now``)."""
+    def start(self, tp: tuple[str, int], offset: int) -> None:
+        """A partition is (re)assigned and resumes at ``offset``."""
         self.forget({tp})
         self.expect[tp] = offset
-        self.unread[tp] = (offset, now)
 
-    def admit(self, tp: tuple[str, int], offset: int, now: float) -> str:
+    def admit(self, tp: tuple[str, int], offset: int) -> str:
         """Judges one consumed message.
 
         Args:
             tp: Topic and partition.
             offset: The message's offset.
-            now: Monotonic clock, seconds.
 
         Returns:
             ``TAKE``; ``DROP`` (taken already, read before a seek, or of a partition not
@@ -64,66 +62,46 @@ class Offsets:
             self.expect[tp] = offset + 1
             if self.rewound:
                 self.rewound.pop(tp, None)
-            if self.unread:
-                self.unread.pop(tp, None)
             return TAKE
         if offset < expect:
             return DROP
-        self.unread.pop(tp, None)  # sought back below: ``rewound`` watches it from here
-        rewound = self.rewound.get(tp)
-        if rewound is None or rewound[0] != expect:
-            self.rewound[tp] = (expect, now)
+        if self.rewound.get(tp) != expect:
+            self.rewound[tp] = expect
             return SEEK
-        return DROP  # read before the seek took effect (``overdue`` retries it)
+        return DROP  # read before the seek took effect (``stalled`` retries it)
 
-    def overdue(self, now: float) -> dict[tuple[str, int], int]:
-        """Partitions sought back ``retry_after`` ago or more and not read there yet.
+    def stalled(self, now: float) -> dict[tuple[str, int], int]:
+        """Partitions whose next expected offset has not moved for ``retry_after`` or more.
 
-        A fetch already under way can overtake a seek; Faust then drops every message below
-        the offset it read last, so such a partition may deliver nothing at all until it is
-        sought again.
-
-        Returns:
-            The offset to seek each to again (their retry clocks restart now).
-        """
-        out = {}
-        for tp, (offset, at) in self.rewound.items():
-            if now - at >= self.retry_after:
-                out[tp] = offset
-                self.rewound[tp] = (offset, now)
-        return out
-
-    def unread_since(self, now: float) -> dict[tuple[str, int], int]:
-        """Partitions started ``retry_after`` ago or more and not read yet.
-
-        A fetch under way when the partition was assigned can deliver records past its
-        start, after which Faust drops the ones at the start. Nothing past the start may
-        follow to reveal the gap; the worker seeks each returned partition again if its
-        log holds records at or past the start, and otherwise calls it ``read``.
+        Messages can be lost on their way to the worker after the client moved past them:
+        a fetch under way overtakes a seek and Faust then drops every message below the
+        offset it read last, or Faust clears its stream queues when its table recovery
+        ends. A later message reveals the gap (``SEEK``), but at the end of a partition
+        none comes. The worker seeks each returned partition again if its log holds a
+        record at or past the expected offset.
 
         Returns:
-            The offset each starts at (their clocks restart now).
+            The expected offset of each (their clocks restart now).
         """
         out = {}
-        for tp, (offset, at) in self.unread.items():
-            if now - at >= self.retry_after:
-                out[tp] = offset
-                self.unread[tp] = (offset, now)
+        watch = self.watch
+        for tp, expect in self.expect.items():
+            seen = watch.get(tp)
+            if seen is None or seen[0] != expect:
+                watch[tp] = (expect, now)
+            elif now - seen[1] >= self.retry_after:
+                out[tp] = expect
+                watch[tp] = (expect, now)
         return out
 
-    def hold_unread(self, now: float) -> None:
-        """Restarts the clock of every started partition not read yet (Faust holds them)."""
-        for tp, (offset, _) in self.unread.items():
-            self.unread[tp] = (offset, now)
+    def hold(self) -> None:
+        """Restarts every partition's clock (Faust pauses and seeks them itself)."""
+        self.watch.clear()
 
-    def read(self, tp: tuple[str, int]) -> None:
-        """A started partition had no record to read: nothing of it can have been dropped."""
-        self.unread.pop(tp, None)
-
-    def skip_to(self, tp: tuple[str, int], offset: int, now: float) -> None:
+    def skip_to(self, tp: tuple[str, int], offset: int) -> None:
         """The log holds no record between the expected offset and ``offset``."""
         self.expect[tp] = offset
-        self.rewound[tp] = (offset, now)
+        self.rewound[tp] = offset
 
     def taken(self, events: list[Any]) -> None:
         """Registers taken events (in offset order per partition)."""
@@ -161,4 +139,4 @@ class Offsets:
                 self.decided.discard(id(ev))
             self.expect.pop(tp, None)
             self.rewound.pop(tp, None)
-            self.unread.pop(tp, None)
+            self.watch.pop(tp, None)

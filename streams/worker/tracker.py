@@ -50,6 +50,8 @@ class PartitionTracker:
         self.inputs = inputs
         self.metrics = metrics
         self.offsets = Offsets()
+        # partition -> (start, end, first record at or after start): a probe's answer
+        self.probed: dict[TP, tuple[int, int, int]] = {}
         registry = getattr(metrics, "registry", None)
         self.flow = InputFlow(
             app,
@@ -71,13 +73,12 @@ class PartitionTracker:
         assigned = self.app.consumer.assignment()
         kept = []
         seek = {}
-        now = time.monotonic()
         for ev in events:
             msg = ev.message
             if msg.tp not in assigned:
                 continue  # taken before a rebalance: its new owner reads it again
             tp = (msg.topic, msg.partition)
-            verdict = self.offsets.admit(tp, msg.offset, now)
+            verdict = self.offsets.admit(tp, msg.offset)
             if verdict == TAKE:
                 kept.append(ev)
             elif verdict == SEEK:
@@ -96,7 +97,7 @@ class PartitionTracker:
             )
             if first is not None and first > offset:
                 log.info("%s[%d]: no records at %d..%d", tp.topic, tp.partition, offset, first - 1)
-                self.offsets.skip_to((tp.topic, tp.partition), first, now)
+                self.offsets.skip_to((tp.topic, tp.partition), first)
                 seek[tp] = first
         if seek:
             await self.app.consumer.seek_wait(seek)
@@ -104,55 +105,54 @@ class PartitionTracker:
         return kept
 
     async def reseek(self, now: float) -> None:
-        """Seeks again partitions sought back a while ago and not read there yet."""
-        retry = self.offsets.overdue(now)
-        if retry:
-            log.warning("seeking again: %s", retry)
-            await self.app.consumer.seek_wait({TP(t, p): o for (t, p), o in retry.items()})
-
-    async def reseek_unread(self, now: float) -> None:
-        """Seeks again partitions started a while ago, not read yet, with records to read.
+        """Seeks again partitions not read at their next offset for a while, with records there.
 
         Broker round trips: called outside the worker's lock.
         """
         if not settled(self.app):
-            self.offsets.hold_unread(now)  # Faust pauses them and seeks them itself
+            self.offsets.hold()  # Faust holds every partition, and seeks them itself after
             return
-        paused = self.flow.applied
-        starts = {
+        paused = self.flow.applied | set(self.flow.held)
+        stalled = {
             TP(t, p): o
-            for (t, p), o in self.offsets.unread_since(now).items()
+            for (t, p), o in self.offsets.stalled(now).items()
             if not (t == self.names["input"] and p in paused)
         }
-        if not starts:
+        if not stalled:
             return
         try:
-            ends = await self.app.consumer.highwaters(*starts)
+            ends = await self.app.consumer.highwaters(*stalled)
         except Exception as exc:  # no answer: asked again after ``retry_after``
             log.warning("cannot read end offsets: %s", exc)
             return
         retry = {}
-        for tp, offset in starts.items():
+        for tp, offset in stalled.items():
             end = ends.get(tp)
-            if end is None:
-                continue
-            first = end
-            if end > offset:  # records, or only transaction markers, to read
-                first = await asyncio.to_thread(
-                    first_offset_from, self.config.kafka, tp.topic, tp.partition, offset, 5.0, end
-                )
-                if first is None:
-                    continue  # no answer: asked again after ``retry_after``
-            if first >= end:
-                self.offsets.read((tp.topic, tp.partition))
-                continue
+            first = None if end is None or end <= offset else await self._first(tp, offset, end)
+            if first is None or first >= end:
+                continue  # read to its end (transaction markers at most), or no answer
             if first > offset:
-                self.offsets.read((tp.topic, tp.partition))
-                self.offsets.skip_to((tp.topic, tp.partition), first, now)
+                self.offsets.skip_to((tp.topic, tp.partition), first)
             retry[tp] = first
         if retry:
-            log.warning("not read since assigned; seeking again: %s", retry)
+            log.warning("next offsets not read for a while; seeking again: %s", retry)
             await self.app.consumer.seek_wait(retry)
+
+    async def _first(self, tp: TP, start: int, end: int) -> int | None:
+        """The first record's offset at or after ``start``, below ``end`` (``end``: none).
+
+        None when the broker gave no answer. Remembered per partition while ``start`` and
+        ``end`` stay the same: a quiet partition ending in a transaction marker is probed once.
+        """
+        known = self.probed.get(tp)
+        if known is None or known[:2] != (start, end):
+            first = await asyncio.to_thread(
+                first_offset_from, self.config.kafka, tp.topic, tp.partition, start, 5.0, end
+            )
+            if first is None:
+                return None
+            known = self.probed[tp] = (start, end, first)
+        return known[2]
 
     async def assigned(self, assigned: Any) -> int:
         """Notes where each assigned partition resumes; returns the input partitions held.
@@ -167,11 +167,10 @@ class PartitionTracker:
             consumer: Any = self.app.consumer
             await set_fetch_wait(consumer, self.config.worker.fetch_max_wait)
             committed = await seek_to_committed(consumer, tps)
-            now = time.monotonic()
             for tp in tps:
                 offset = committed.get(tp)
                 start = offset if offset and offset > 0 else 0
-                self.offsets.start((tp.topic, tp.partition), start, now)
+                self.offsets.start((tp.topic, tp.partition), start)
             # in the consumer's thread (a direct seek races its fetcher)
             await consumer.seek_wait({tp: 0 for tp in tps if not committed.get(tp)})
         held = {tp.partition for tp in assigned if tp.topic == self.names["input"]}
@@ -190,6 +189,8 @@ class PartitionTracker:
                 if self.metrics is not None:
                     self.metrics.remove_consumer_lag(tp.topic, tp.partition)
         self.offsets.forget({(tp.topic, tp.partition) for tp in revoked})
+        for tp in revoked:
+            self.probed.pop(tp, None)
 
     async def caught_up(self) -> dict[int, int]:
         """Held input partitions whose every record has been taken, with their end offsets."""
@@ -225,15 +226,8 @@ class PartitionTracker:
         q = tp.partition
         if not self.inputs.quiet(q, time.monotonic(), self.config.worker.idle_timeout):
             return False  # records are still coming: it is not idle anyway
-        known = self.inputs.probed.get(q)
-        if known is None or known[:2] != (start, end):
-            first = await asyncio.to_thread(
-                first_offset_from, self.config.kafka, tp.topic, q, start, 5.0, end
-            )
-            if first is None:
-                return False  # no answer: not idle
-            known = self.inputs.probed[q] = (start, end, first >= end)
-        return known[2]
+        first = await self._first(tp, start, end)
+        return first is not None and first >= end
 
     async def waiting(self, idle: dict[str, int | None]) -> frozenset[str]:
         """Input sources marked idle that have records behind the offset they were read to.

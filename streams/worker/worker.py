@@ -310,13 +310,12 @@ class Worker:
         """Once a second: idle input partitions release the watermark; markers are resent."""
         # broker round trips outside the lock: holding it would stall every stage
         caught_up = await self.tracker.caught_up()
-        await self.tracker.reseek_unread(time.monotonic())
+        await self.tracker.reseek(time.monotonic())
         async with self.lock:
             now = time.monotonic()
             marks = self.inputs.tick(caught_up, now, self.config.worker.idle_timeout)
             if marks:
                 await self.outbox.parts("detect", {}, marks)
-            await self.tracker.reseek(now)
             await self._flow()
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)

@@ -88,7 +88,7 @@ def take(flow: InputFlow, inputs: InputPartitions, offsets: Offsets, events: lis
     asyncio.run(flow.apply())
     for ev in gated:
         q, offset = ev.message.partition, ev.message.offset
-        if offsets.admit((IN, q), offset, 0.0) == "take":
+        if offsets.admit((IN, q), offset) == "take":
             kept.append(ev)
             n = ev.value.count(b"\n") + 1
             inputs.read(q, 0.0).see(1000 * q + offset)  # partition 1 runs ahead in time

@@ -46,7 +46,7 @@ def test_forgotten_partitions_release_nothing() -> None:
     offsets.forget({("t", 0)})
     assert offsets.release() == {("u", 0): 2}
     assert not offsets.decided
-    assert offsets.admit(("t", 0), 0, 0.0) == DROP  # not started again yet
+    assert offsets.admit(("t", 0), 0) == DROP  # not started again yet
 
 
 # (start offset, offsets read in order, verdicts)
@@ -67,7 +67,7 @@ def test_admit_takes_each_partition_in_offset_order(case: str) -> None:
     start, read, verdicts = ADMIT_CASES[case]
     offsets = Offsets()
     offsets.start(("t", 0), start)
-    got = [offsets.admit(("t", 0), o, 0.0) for o in read]
+    got = [offsets.admit(("t", 0), o) for o in read]
     assert got == verdicts
     taken = [o for o, v in zip(read, got, strict=True) if v == TAKE]
     assert taken == sorted(set(taken)), "taken out of order or twice"
@@ -76,47 +76,34 @@ def test_admit_takes_each_partition_in_offset_order(case: str) -> None:
 def test_seek_target_is_the_next_expected_offset() -> None:
     offsets = Offsets()
     offsets.start(("t", 0), 117)
-    assert offsets.admit(("t", 0), 1107, 0.0) == SEEK
+    assert offsets.admit(("t", 0), 1107) == SEEK
     assert offsets.expect[("t", 0)] == 117
 
 
-def test_a_seek_overtaken_by_an_earlier_fetch_is_retried() -> None:
+def test_a_partition_whose_next_offset_stays_put_is_stalled() -> None:
     offsets = Offsets(retry_after=5.0)
     offsets.start(("t", 0), 10)
     offsets.start(("t", 1), 0)
-    assert offsets.admit(("t", 0), 20, 0.0) == SEEK
-    assert [offsets.admit(("t", 0), o, 1.0) for o in (21, 22)] == [DROP, DROP]
-    assert offsets.overdue(4.0) == {}
-    assert offsets.overdue(5.0) == {("t", 0): 10}  # even when nothing more was read
-    assert offsets.overdue(6.0) == {}  # its clock restarted
-    assert offsets.admit(("t", 0), 10, 6.5) == TAKE
-    assert offsets.overdue(100.0) == {}
+    assert offsets.stalled(0.0) == {}  # clocks start
+    assert offsets.admit(("t", 0), 20) == SEEK
+    assert [offsets.admit(("t", 0), o) for o in (21, 22)] == [DROP, DROP]
+    assert offsets.admit(("t", 1), 0) == TAKE
+    assert offsets.stalled(4.0) == {}  # ("t", 1) moved: its clock restarts now
+    assert offsets.stalled(5.0) == {("t", 0): 10}  # even when nothing more was read
+    assert offsets.stalled(6.0) == {}  # its clock restarted
+    assert offsets.stalled(9.0) == {("t", 1): 1}
+    assert offsets.admit(("t", 0), 10) == TAKE
+    assert offsets.stalled(10.0) == {}
+    offsets.hold()
+    assert offsets.stalled(14.0) == {}
+    assert offsets.stalled(19.0) == {("t", 0): 11, ("t", 1): 1}
+    offsets.forget({("t", 0)})
+    assert offsets.stalled(100.0) == {("t", 1): 1}
 
 
 def test_skip_to_resumes_after_offsets_without_records() -> None:
     offsets = Offsets()
     offsets.start(("t", 0), 5)
-    assert offsets.admit(("t", 0), 8, 0.0) == SEEK
-    offsets.skip_to(("t", 0), 8, 0.0)  # the probe found no record at 5..7
-    assert [offsets.admit(("t", 0), o, 0.1) for o in (9, 8, 9)] == [DROP, TAKE, TAKE]
-
-
-def test_a_started_partition_is_unread_until_read_at_or_past_its_start() -> None:
-    offsets = Offsets(retry_after=5.0)
-    offsets.start(("t", 0), 10, 0.0)
-    offsets.start(("t", 1), 3, 0.0)
-    offsets.start(("t", 2), 0, 0.0)
-    assert offsets.admit(("t", 0), 9, 1.0) == DROP  # below the start: still unread
-    assert offsets.admit(("t", 1), 3, 1.0) == TAKE
-    assert offsets.admit(("t", 2), 8, 1.0) == SEEK  # the seek back is retried instead
-    assert offsets.unread_since(4.0) == {}
-    assert offsets.unread_since(5.0) == {("t", 0): 10}
-    assert offsets.unread_since(9.0) == {}  # its clock restarted
-    offsets.hold_unread(12.0)
-    assert offsets.unread_since(16.0) == {}
-    assert offsets.unread_since(17.0) == {("t", 0): 10}
-    offsets.read(("t", 0))
-    assert offsets.unread_since(100.0) == {}
-    offsets.start(("t", 0), 10, 100.0)
-    offsets.forget({("t", 0)})
-    assert not offsets.unread
+    assert offsets.admit(("t", 0), 8) == SEEK
+    offsets.skip_to(("t", 0), 8)  # the probe found no record at 5..7
+    assert [offsets.admit(("t", 0), o) for o in (9, 8, 9)] == [DROP, TAKE, TAKE]

@@ -1,8 +1,9 @@
-"""Partitions assigned but never read are sought again (no broker)."""
+"""Partitions whose next offset is not read for a while are sought again (no broker)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,106 +33,114 @@ class Consumer:
         self.sought.append(dict(partitions))
 
 
+@dataclass
+class Probe:
+    """The broker probe: the first record at or after an offset, per partition."""
+
+    first: dict[TP, int | None] = field(default_factory=dict)  # None: no answer
+    calls: list[TP] = field(default_factory=list)
+
+    def __call__(self, _k: Any, topic: str, partition: int, offset: int, *_: Any) -> int | None:
+        self.calls.append(TP(topic, partition))
+        first = self.first[TP(topic, partition)]
+        return None if first is None else max(first, offset)
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch) -> Probe:
+    got = Probe()
+    monkeypatch.setattr(tracker_module, "first_offset_from", got)
+    return got
+
+
 def tracker(ends: dict[TP, int], starts: dict[TP, int]) -> tuple[PartitionTracker, Consumer]:
     consumer = Consumer(ends)
     app = SimpleNamespace(rebalancing=False, in_recovery=False, consumer=consumer)
     got = PartitionTracker(app, AppConfig(), NAMES, InputPartitions(lateness=0))
     for tp, offset in starts.items():
-        got.offsets.start((tp.topic, tp.partition), offset, 0.0)
+        got.offsets.start((tp.topic, tp.partition), offset)
+    run(got, 0.0)  # the clocks start
     return got, consumer
 
 
 def run(t: PartitionTracker, now: float) -> None:
-    asyncio.run(t.reseek_unread(now))
+    asyncio.run(t.reseek(now))
 
 
-@pytest.fixture
-def first_record(monkeypatch: pytest.MonkeyPatch) -> dict[TP, int | None]:
-    """The first record at or after an offset, per partition, as the broker probe says."""
-    firsts: dict[TP, int | None] = {}
-
-    def probe(_k: Any, topic: str, partition: int, offset: int, *_: Any) -> int | None:
-        return firsts[TP(topic, partition)]
-
-    monkeypatch.setattr(tracker_module, "first_offset_from", probe)
-    return firsts
-
-
-def test_a_started_partition_with_records_but_none_read_is_sought_again(
-    first_record: dict[TP, int | None],
+def test_a_partition_not_read_at_its_next_offset_with_records_there_is_sought_again(
+    probe: Probe,
 ) -> None:
     tp = TP("logs", 0)
-    first_record[tp] = 927
+    probe.first[tp] = 927
     t, consumer = tracker({tp: 6700}, {tp: 927})
     run(t, 4.0)
-    assert consumer.sought == []  # not overdue yet
+    assert consumer.sought == []  # not stalled yet
     run(t, 5.0)
     assert consumer.sought == [{tp: 927}]
     run(t, 6.0)
     assert consumer.sought == [{tp: 927}]  # its clock restarted
-    assert t.offsets.admit(("logs", 0), 927, 7.0) == TAKE
-    run(t, 100.0)
-    assert consumer.sought == [{tp: 927}]  # read now: never again
+    assert t.offsets.admit(("logs", 0), 927) == TAKE
+    run(t, 7.0)
+    run(t, 11.0)
+    assert consumer.sought == [{tp: 927}]  # read at 7.0: stalled from 12.0 at the earliest
+    run(t, 12.0)
+    assert consumer.sought == [{tp: 927}, {tp: 928}]
 
 
-def test_a_started_partition_at_its_end_is_read_and_never_sought(
-    first_record: dict[TP, int | None],
-) -> None:
+def test_partitions_read_to_their_end_are_never_sought(probe: Probe) -> None:
     quiet, markers = TP("g-al", 1), TP("logs", 2)
-    first_record[markers] = 12  # only a transaction marker at 11
+    probe.first[markers] = 12  # only a transaction marker at 11
     t, consumer = tracker({quiet: 40, markers: 12}, {quiet: 40, markers: 11})
-    run(t, 5.0)
-    run(t, 50.0)
+    for now in (5.0, 10.0, 15.0):
+        run(t, now)
     assert consumer.sought == []
-    assert not t.offsets.unread
+    assert probe.calls == [markers]  # probed once while its offsets stay the same
 
 
-def test_offsets_without_records_at_the_start_are_skipped(
-    first_record: dict[TP, int | None],
-) -> None:
+def test_offsets_without_records_at_the_next_offset_are_skipped(probe: Probe) -> None:
     tp = TP("logs", 3)
-    first_record[tp] = 15
+    probe.first[tp] = 15
     t, consumer = tracker({tp: 30}, {tp: 10})
     run(t, 5.0)
     assert consumer.sought == [{tp: 15}]
     assert t.offsets.expect[("logs", 3)] == 15
-    assert t.offsets.overdue(10.0) == {("logs", 3): 15}  # retried like any seek back
+    assert t.offsets.admit(("logs", 3), 15) == TAKE
 
 
-def test_no_answer_from_the_broker_seeks_nothing_and_asks_again(
-    first_record: dict[TP, int | None],
-) -> None:
+def test_no_answer_from_the_broker_seeks_nothing_and_asks_again(probe: Probe) -> None:
     tp = TP("logs", 0)
-    first_record[tp] = None
+    probe.first[tp] = None
     t, consumer = tracker({tp: 30}, {tp: 10})
     run(t, 5.0)
     assert consumer.sought == []
-    first_record[tp] = 10
+    probe.first[tp] = 10
     run(t, 10.0)
     assert consumer.sought == [{tp: 10}]
 
 
 def test_nothing_is_sought_while_faust_rebalances_or_recovers_nor_right_after(
-    first_record: dict[TP, int | None],
+    probe: Probe,
 ) -> None:
     tp = TP("logs", 0)
-    first_record[tp] = 0
+    probe.first[tp] = 0
     t, consumer = tracker({tp: 30}, {tp: 0})
     t.app.in_recovery = True
     run(t, 20.0)
     t.app.in_recovery = False
-    run(t, 24.0)
-    assert consumer.sought == []
+    run(t, 21.0)
     run(t, 25.0)
+    assert consumer.sought == []
+    run(t, 26.0)
     assert consumer.sought == [{tp: 0}]
 
 
-def test_input_partitions_paused_for_backpressure_are_left_alone(
-    first_record: dict[TP, int | None],
+def test_input_partitions_paused_or_held_for_backpressure_are_left_alone(
+    probe: Probe,
 ) -> None:
-    tp = TP("logs", 1)
-    first_record[tp] = 0
-    t, consumer = tracker({tp: 30}, {tp: 0})
+    paused, held = TP("logs", 1), TP("logs", 2)
+    probe.first.update({paused: 0, held: 0})
+    t, consumer = tracker({paused: 30, held: 30}, {paused: 0, held: 0})
     t.flow.applied.add(1)
+    t.flow.held[2] = []
     run(t, 5.0)
     assert consumer.sought == []
