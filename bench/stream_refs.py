@@ -52,14 +52,15 @@ def bare_aiokafka(topic: str, n_records: int) -> float:
 BARE_FAUST = """
 import sys, time, orjson, faust, uvloop
 uvloop.install()
-from aupwatch.streams.worker.faust_app import faust_settings, set_fetch_wait
+from aupwatch.streams.worker.faust_app import WorkerApp, faust_settings, set_fetch_wait
 from aupwatch.streams.config import load_config
 import dataclasses
-topic, group, progress = sys.argv[1], sys.argv[2], sys.argv[3]
+topic, group, progress, drain = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "drain"
 cfg = load_config(None)
 cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, group_id=group,
     bootstrap_servers="%s"), worker=dataclasses.replace(cfg.worker, data_dir=progress + ".d"))
-app = faust.App(group, **faust_settings(cfg))
+# with the worker's drain (faust_app.drain_messages) when asked, else Faust's own
+app = (WorkerApp if drain else faust.App)(group, **faust_settings(cfg))
 src = app.topic(topic, key_serializer="raw", value_serializer="raw")
 @app.on_partitions_assigned.connect
 async def assigned(app, assigned, **_):  # as the worker does (PartitionTracker.assigned)
@@ -88,19 +89,25 @@ worker.execute_from_commandline()
 
 
 def bare_faust(
-    topic: str, n_records: int, tmp: str, consumers: int = 1, source: str | None = None
+    topic: str,
+    n_records: int,
+    tmp: str,
+    consumers: int = 1,
+    source: str | None = None,
+    drain: bool = False,
 ) -> tuple[float, float]:
     """Records/s of ``consumers`` bare Faust agents in one group that only decode, and the
     largest peak RSS (MB) among them.
 
     With ``source``, ``topic`` starts empty and ``source`` is copied in once the group is
-    stable.
+    stable. With ``drain``, the agents hand messages on as the worker does
+    (``faust_app.drain_messages``), not as Faust does.
     """
     group = f"barefaust-{uuid.uuid4().hex[:8]}"
     files = [Path(tmp) / f"{group}-{i}" for i in range(consumers)]
     procs = [
         subprocess.Popen(
-            [PY, "-c", BARE_FAUST % BOOT, topic, group, str(f)],
+            [PY, "-c", BARE_FAUST % BOOT, topic, group, str(f), "drain" if drain else "faust"],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL,

@@ -1,23 +1,29 @@
-"""Faust-facing parts of the worker: settings, topic names, the state table.
+"""Faust-facing parts of the worker: settings, topic names, the state table, the drain.
 
 The only module that uses faust-streaming's or aiokafka's private API (pinned by
-tests/streams/worker/test_faust_app.py against the pinned faust-streaming version):
-``_to_key``/``_to_value`` of a table, ``table.data.data``, ``producer._ensure_producer``,
-``consumer._commit``, ``consumer._read_offset``, the consumer thread's
-``_ensure_consumer`` (to seek some partitions to their committed offsets, to pause and
-resume fetching in aiokafka itself, and to set its fetcher's ``_fetch_max_wait_ms``),
-mode's ``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
+tests/streams/worker/test_faust_app.py and test_faust_drain.py against the pinned
+faust-streaming version): ``_to_key``/``_to_value`` of a table, ``table.data.data``,
+``producer._ensure_producer``, ``consumer._commit``, ``consumer._read_offset``, the
+consumer's ``_drain_messages`` (replaced through ``app._new_consumer`` by
+``drain_messages``, a copy of Faust's loop), the consumer thread's ``_ensure_consumer``
+(to seek some partitions to their committed offsets, to pause and resume fetching in
+aiokafka itself, and to set its fetcher's ``_fetch_max_wait_ms``), mode's
+``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
+from collections.abc import Coroutine
+from types import MethodType
 from typing import Any
 
 import faust
 import orjson
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
@@ -38,6 +44,114 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
 
     def _to_value(self, v: Any) -> Any:
         return orjson.loads(v) if isinstance(v, bytes | bytearray) else v
+
+
+class WorkerApp(faust.App):
+    """A Faust app whose consumer drains messages with ``drain_messages``."""
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = super()._new_consumer()
+        consumer._drain_messages = MethodType(drain_messages, consumer)
+        return consumer
+
+
+async def drain_messages(self: Any, fetcher: Any) -> None:
+    """Faust 0.15.3's ``Consumer._drain_messages``, stepping each callback itself.
+
+    Faust awaits ``wait_first(callback(message), suspend_flow.wait())`` for every message:
+    four tasks and an ``asyncio.wait``, about 40 % of a bare agent's CPU at one record per
+    message. Nearly every callback ends without suspending (the stream's queue has room),
+    so its first step runs here; only one that suspends goes on in a task, as before, under
+    the same ``wait_first`` (a rebalance or a stop still interrupts it).
+    """
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            ait = getmany(timeout=1.0)
+            # getmany may return at once again and again: let the loop run between
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        coro = callback(message)
+                        try:
+                            waiting = coro.send(None)
+                        except StopIteration:
+                            pass
+                        else:
+                            await self.wait_first(finish(coro, waiting), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+async def finish(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """Runs a coroutine that suspended on ``waiting`` to its end, as its task would.
+
+    Args:
+        coro: The coroutine, after a first step that yielded ``waiting``.
+        waiting: The future it waits for, or None (a bare yield: it lets the loop run).
+
+    Returns:
+        What the coroutine returns; cancelling this task cancels the coroutine as
+        cancelling its own task would.
+    """
+    while True:
+        thrown: BaseException | None = None
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # as a task does with the future its coroutine yields: then cancelling this
+                # task cancels that future, and the coroutine reads its result itself
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except asyncio.CancelledError as exc:
+            if waiting is None or not waiting.cancelled():
+                thrown = exc  # this task was cancelled, not the future: tell the coroutine
+        except Exception:  # the future's own error: the coroutine takes it from the future
+            pass
+        try:
+            waiting = coro.send(None) if thrown is None else coro.throw(thrown)
+        except StopIteration as stop:
+            return stop.value
 
 
 class PartitionWriter:

@@ -17,8 +17,6 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-import faust
-
 from aupwatch.detectors.engine import Output
 from aupwatch.detectors.item import KEY, Item
 from aupwatch.detectors.pipeline import DETECTOR_OF_PREFIX, Routing
@@ -29,6 +27,7 @@ from aupwatch.streams.worker.checkpoint import Checkpointer
 from aupwatch.streams.worker.emitted import read_emitted
 from aupwatch.streams.worker.faust_app import (
     StateTable,
+    WorkerApp,
     faust_settings,
     table_dict,
     topic_names,
@@ -65,7 +64,7 @@ class Worker:
         self.config = config
         self.metrics = metrics
         self.names = topic_names(config)
-        self.app = faust.App(config.kafka.group_id, **faust_settings(config))
+        self.app = WorkerApp(config.kafka.group_id, **faust_settings(config))
         self.n = config.kafka.partitions
         self.lock = asyncio.Lock()
         self.sized_at = 0.0
