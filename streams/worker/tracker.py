@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from faust.types import TP
+from prometheus_client import CollectorRegistry, Counter
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.kafka_io import first_offset_from
@@ -23,6 +24,31 @@ from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.offsets import SEEK, TAKE, Offsets
 
 log = logging.getLogger(__name__)
+
+SEEK_REASONS = ("gap", "stalled")
+
+
+class SeekMetrics:
+    """Partitions sought again, in the worker's registry.
+
+    Args:
+        registry: Where to register the counter.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.seeks = Counter(
+            "aupwatch_partition_seeks_total",
+            "Partitions sought again: read past their next offset (gap), or not read there "
+            "for 5 s while the log holds a record there (stalled).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in SEEK_REASONS:
+            self.seeks.labels(reason=reason)  # from zero, so increase() sees the first
+
+    def sought(self, reason: str, n: int) -> None:
+        """Counts ``n`` partitions sought again for ``reason`` (one of ``SEEK_REASONS``)."""
+        self.seeks.labels(reason=reason).inc(n)
 
 
 class PartitionTracker:
@@ -53,6 +79,7 @@ class PartitionTracker:
         # partition -> (start, end, first record at or after start): a probe's answer
         self.probed: dict[TP, tuple[int, int, int]] = {}
         registry = getattr(metrics, "registry", None)
+        self.seek_metrics = SeekMetrics(registry) if registry is not None else None
         self.flow = InputFlow(
             app,
             names["input"],
@@ -101,6 +128,8 @@ class PartitionTracker:
                 seek[tp] = first
         if seek:
             await self.app.consumer.seek_wait(seek)
+            if self.seek_metrics is not None:
+                self.seek_metrics.sought("gap", len(seek))
         self.offsets.taken(kept)
         return kept
 
@@ -137,6 +166,8 @@ class PartitionTracker:
         if retry:
             log.warning("next offsets not read for a while; seeking again: %s", retry)
             await self.app.consumer.seek_wait(retry)
+            if self.seek_metrics is not None:
+                self.seek_metrics.sought("stalled", len(retry))
 
     async def _first(self, tp: TP, start: int, end: int) -> int | None:
         """The first record's offset at or after ``start``, below ``end`` (``end``: none).

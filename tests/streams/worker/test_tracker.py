@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker import tracker as tracker_module
@@ -31,6 +32,9 @@ class Consumer:
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.sought.append(dict(partitions))
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
 
 
 @dataclass
@@ -56,7 +60,8 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Probe:
 def tracker(ends: dict[TP, int], starts: dict[TP, int]) -> tuple[PartitionTracker, Consumer]:
     consumer = Consumer(ends)
     app = SimpleNamespace(rebalancing=False, in_recovery=False, consumer=consumer)
-    got = PartitionTracker(app, AppConfig(), NAMES, InputPartitions(lateness=0))
+    metrics = SimpleNamespace(registry=CollectorRegistry())
+    got = PartitionTracker(app, AppConfig(), NAMES, InputPartitions(lateness=0), metrics)
     for tp, offset in starts.items():
         got.offsets.start((tp.topic, tp.partition), offset)
     run(got, 0.0)  # the clocks start
@@ -65,6 +70,11 @@ def tracker(ends: dict[TP, int], starts: dict[TP, int]) -> tuple[PartitionTracke
 
 def run(t: PartitionTracker, now: float) -> None:
     asyncio.run(t.reseek(now))
+
+
+def seeks(t: PartitionTracker, reason: str) -> float | None:
+    registry = t.metrics.registry
+    return registry.get_sample_value("aupwatch_partition_seeks_total", {"reason": reason})
 
 
 def test_a_partition_not_read_at_its_next_offset_with_records_there_is_sought_again(
@@ -85,6 +95,7 @@ def test_a_partition_not_read_at_its_next_offset_with_records_there_is_sought_ag
     assert consumer.sought == [{tp: 927}]  # read at 7.0: stalled from 12.0 at the earliest
     run(t, 12.0)
     assert consumer.sought == [{tp: 927}, {tp: 928}]
+    assert (seeks(t, "stalled"), seeks(t, "gap")) == (2, 0)
 
 
 def test_partitions_read_to_their_end_are_never_sought(probe: Probe) -> None:
@@ -95,6 +106,7 @@ def test_partitions_read_to_their_end_are_never_sought(probe: Probe) -> None:
         run(t, now)
     assert consumer.sought == []
     assert probe.calls == [markers]  # probed once while its offsets stay the same
+    assert seeks(t, "stalled") == 0
 
 
 def test_offsets_without_records_at_the_next_offset_are_skipped(probe: Probe) -> None:
@@ -144,3 +156,16 @@ def test_input_partitions_paused_or_held_for_backpressure_are_left_alone(
     t.flow.held[2] = []
     run(t, 5.0)
     assert consumer.sought == []
+
+
+def test_a_partition_read_past_its_next_offset_is_sought_back_once(probe: Probe) -> None:
+    tp = TP("g-detect", 2)
+    probe.first[tp] = 27
+    t, consumer = tracker({tp: 40}, {tp: 27})
+    events = [
+        SimpleNamespace(message=SimpleNamespace(tp=tp, topic=tp.topic, partition=2, offset=o))
+        for o in (28, 29)
+    ]
+    assert asyncio.run(t.admit(events)) == []
+    assert consumer.sought == [{tp: 27}]
+    assert (seeks(t, "gap"), seeks(t, "stalled")) == (1, 0)
