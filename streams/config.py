@@ -72,8 +72,8 @@ class WorkerSettings:
     session_timeout: float = 30.0
     # records one input partition may be read ahead of the group's decisions (0: no limit)
     max_undecided: int = 20_000
-    # longest the broker holds a fetch that finds no records (Faust's own 1.5 s)
-    fetch_max_wait: float = 1.5
+    # longest the broker holds a fetch that finds no records (Faust's own: 1.5 s)
+    fetch_max_wait: float = 0.1
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def test_environment_overrides_a_worker_setting() -> None:
     assert load_config(None, {}).worker.seen_chunk == 512
     assert load_config(None, {"AUPWATCH_WORKER__MAX_UNDECIDED": "0"}).worker.max_undecided == 0
     assert load_config(None, {}).worker.max_undecided == 20_000
-    assert load_config(None, {}).worker.fetch_max_wait == 1.5
+    assert load_config(None, {}).worker.fetch_max_wait == 0.1
     assert (
         load_config(None, {"AUPWATCH_WORKER__FETCH_MAX_WAIT": "250ms"}).worker.fetch_max_wait
         == 0.25
