@@ -154,14 +154,15 @@ class PartitionTracker:
         except Exception as exc:  # no answer: asked again after ``retry_after``
             log.warning("cannot read end offsets: %s", exc)
             return
+        behind = {tp: (o, ends[tp]) for tp, o in stalled.items() if ends.get(tp, 0) > o}
+        firsts = await asyncio.gather(*(self._first(tp, o, end) for tp, (o, end) in behind.items()))
         retry = {}
-        for tp, offset in stalled.items():
-            end = ends.get(tp)
-            first = None if end is None or end <= offset else await self._first(tp, offset, end)
-            if first is None or first >= end:
-                continue  # read to its end (transaction markers at most), or no answer
+        for (tp, (offset, end)), first in zip(behind.items(), firsts, strict=True):
+            key = (tp.topic, tp.partition)
+            if first is None or first >= end or self.offsets.expect.get(key) != offset:
+                continue  # no answer, transaction markers only, or read (or revoked) meanwhile
             if first > offset:
-                self.offsets.skip_to((tp.topic, tp.partition), first)
+                self.offsets.skip_to(key, first)
             retry[tp] = first
         if retry:
             log.warning("next offsets not read for a while; seeking again: %s", retry)

@@ -43,9 +43,12 @@ class Probe:
 
     first: dict[TP, int | None] = field(default_factory=dict)  # None: no answer
     calls: list[TP] = field(default_factory=list)
+    during: Any = None  # called while the probe runs
 
     def __call__(self, _k: Any, topic: str, partition: int, offset: int, *_: Any) -> int | None:
         self.calls.append(TP(topic, partition))
+        if self.during is not None:
+            self.during()
         first = self.first[TP(topic, partition)]
         return None if first is None else max(first, offset)
 
@@ -117,6 +120,16 @@ def test_offsets_without_records_at_the_next_offset_are_skipped(probe: Probe) ->
     assert consumer.sought == [{tp: 15}]
     assert t.offsets.expect[("logs", 3)] == 15
     assert t.offsets.admit(("logs", 3), 15) == TAKE
+
+
+def test_a_partition_read_while_the_broker_is_asked_is_left_alone(probe: Probe) -> None:
+    tp = TP("logs", 0)
+    probe.first[tp] = 10
+    t, consumer = tracker({tp: 30}, {tp: 10})
+    probe.during = lambda: t.offsets.admit(("logs", 0), 10)
+    run(t, 5.0)
+    assert consumer.sought == []
+    assert t.offsets.expect[("logs", 0)] == 11
 
 
 def test_no_answer_from_the_broker_seeks_nothing_and_asks_again(probe: Probe) -> None:
