@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 .DEFAULT_GOAL := help
 
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@# a venv cut short (no pip yet) is made again rather than used half-built
@@ -58,6 +58,10 @@ bench: setup services ## Benchmarks (replay vs bare decode; stream pipeline on t
 	$(BIN)/python bench/detect_stage.py
 	$(BIN)/python bench/stream.py
 
+bench-replay: setup ## Replay's time by detector, and against a single-loop sketch of its work
+	$(BIN)/python bench/replay_costs.py --rounds 5
+	$(BIN)/python bench/replay_floor.py
+
 # the last commit before detectors version 2 (issue 13's speed condition compares with it)
 BEFORE_V2 := 1f3dee1
 
@@ -78,4 +82,4 @@ worker: setup ## Run one stream worker against the local broker (Ctrl-C to stop)
 kafka-stop: ## Stop the local Kafka broker
 	bash deploy/kafka/kafka.sh stop
 
-.PHONY: help setup demo services lint test unit soak race bench soak-bench worker kafka-stop
+.PHONY: help setup demo services lint test unit soak race bench bench-replay bench-v2 soak-bench worker kafka-stop

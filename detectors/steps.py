@@ -6,7 +6,7 @@ the key's state, stores the new one or deletes it, and returns the time of a tim
 armed (a ``_t`` it changed to a new time), else None; the detect shard then queues that
 timer. An operator's common cases do this inline, without the generic lookup, store
 and before-and-after reads of ``_t`` that ``apply`` needs around it (about 35 bytecodes
-a key, 2 % of replay's CPU: docs/architecture.md); its other cases, and operators with no
+a key, 2 % of replay's CPU: docs/performance.md); its other cases, and operators with no
 such step, go through ``apply`` with ``apply_step``, which is the definition a step must
 agree with (``tests/detectors/test_steps.py`` holds every detect operator to it).
 """

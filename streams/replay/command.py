@@ -93,7 +93,7 @@ def without_cycle_collector() -> Iterator[None]:
     """Runs the block with the cycle collector off, and as it was again afterwards.
 
     Replay's state and items hold no reference cycles: reference counting frees them, and
-    the collector would only rescan them: a few per cent of a replay (docs/architecture.md).
+    the collector would only rescan them: a few per cent of a replay (docs/performance.md).
     """
     was = gc.isenabled()
     gc.disable()
