@@ -66,18 +66,28 @@ def full(path: Path) -> Took:
     return since(start)
 
 
-def run() -> None:
+def generated(records: int, tmp: str) -> tuple[Path, int]:
+    """Writes the bench's generated file (seed 11) in ``tmp``; returns it and its lines."""
+    path = Path(tmp) / "logs.jsonl"
+    gen = generate(GeneratorConfig(seed=11, records=records))
+    write(gen, path, Path(tmp) / "truth.jsonl")
+    return path, len(gen.lines)  # the lines go: in memory they would weigh on the collector
+
+
+def arguments() -> argparse.Namespace:
+    """``--records`` (default 1,000,000) and ``--rounds`` (default 3)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def run() -> None:
+    args = arguments()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "logs.jsonl"
         t0 = time.perf_counter()
-        gen = generate(GeneratorConfig(seed=11, records=args.records))
-        write(gen, path, Path(tmp) / "truth.jsonl")
-        size, lines = path.stat().st_size, len(gen.lines)
-        del gen  # the lines in memory would only weigh on the garbage collector
+        path, lines = generated(args.records, tmp)
+        size = path.stat().st_size
         print(
             f"generated {lines:,} lines ({size / 1e6:,.0f} MB) in {time.perf_counter() - t0:.1f} s",
             flush=True,

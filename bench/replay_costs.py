@@ -19,7 +19,6 @@ Usage: python bench/replay_costs.py [--records N] [--rounds R]
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import statistics
@@ -28,11 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from replay import bare
+from replay import arguments, bare, generated
 
 from aupwatch.cli import main as aupwatch
 from aupwatch.detectors.registry import DETECTORS
-from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 
 
 def variants() -> dict[str, str]:
@@ -61,16 +59,9 @@ def cpu_seconds(path: Path, config: Path | None) -> float:
 
 
 def run() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = arguments()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "logs.jsonl"
-        gen = generate(GeneratorConfig(seed=11, records=args.records))
-        write(gen, path, Path(tmp) / "truth.jsonl")
-        n = len(gen.lines)
-        del gen
+        path, n = generated(args.records, tmp)
         configs: dict[str, Path | None] = {}
         for i, (name, toml) in enumerate(variants().items()):
             configs[name] = None

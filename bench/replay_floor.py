@@ -17,23 +17,22 @@ Usage: python bench/replay_floor.py [--records N] [--rounds R]
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import statistics
 import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from replay import bare, full
+from replay import arguments, bare, full, generated
 
 from aupwatch.detectors.config import DetectorConfig
 from aupwatch.schemas.decode import decode_line
 from aupwatch.schemas.errors import BadRecord
 from aupwatch.schemas.records import ApiCall, Authorization, DataAccess
-from aupwatch.streams.generator.command import GeneratorConfig, generate, write
 from aupwatch.streams.replay.command import without_cycle_collector
 
 
@@ -188,9 +187,8 @@ def sketch(path: Path, light: bool) -> float:
         return _sketch(path, light)
 
 
-def _sketch(path: Path, light: bool) -> float:
-    start = time.process_time()
-    engine = Sketch(DetectorConfig(), light)
+def ordered(path: Path) -> Iterator[Any]:
+    """The file's valid records, in event-time order within each 1,024 (as replay steps)."""
     batch: list[Any] = []
     with path.open("rb") as f:
         for line in f:
@@ -199,11 +197,19 @@ def _sketch(path: Path, light: bool) -> float:
             except BadRecord:
                 continue
             if len(batch) == 1024:
-                batch.sort(key=lambda r: (r.ts, r.event_id))
-                for rec in batch:
-                    engine.record(rec)
+                yield from sorted(batch, key=_order)
                 batch = []
-    for rec in sorted(batch, key=lambda r: (r.ts, r.event_id)):
+    yield from sorted(batch, key=_order)
+
+
+def _order(rec: Any) -> tuple[int, str]:
+    return rec.ts, rec.event_id
+
+
+def _sketch(path: Path, light: bool) -> float:
+    start = time.process_time()
+    engine = Sketch(DetectorConfig(), light)
+    for rec in ordered(path):
         engine.record(rec)
     del engine
     return time.process_time() - start
@@ -242,20 +248,7 @@ def _inline(path: Path) -> float:  # one loop on purpose: that is the measure
     push, pop = heapq.heappush, heapq.heappop
     findings = 0
 
-    def records() -> Any:
-        batch: list[Any] = []
-        with path.open("rb") as f:
-            for line in f:
-                try:
-                    batch.append(decode_line(line))
-                except BadRecord:
-                    continue
-                if len(batch) == 1024:
-                    yield from sorted(batch, key=lambda r: (r.ts, r.event_id))
-                    batch = []
-        yield from sorted(batch, key=lambda r: (r.ts, r.event_id))
-
-    for rec in records():
+    for rec in ordered(path):
         ts, eid = rec.ts, rec.event_id
         if eid in ids:
             continue
@@ -324,16 +317,9 @@ def _inline(path: Path) -> float:  # one loop on purpose: that is the measure
 
 
 def run() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = arguments()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "logs.jsonl"
-        gen = generate(GeneratorConfig(seed=11, records=args.records))
-        write(gen, path, Path(tmp) / "truth.jsonl")
-        n = len(gen.lines)
-        del gen
+        path, n = generated(args.records, tmp)
         took: dict[str, list[float]] = {
             "bare": [],
             "replay": [],
