@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from aupwatch.streams.ops.metrics import Metrics
 from tests.deploy import servers
+from tests.deploy.promql import dashboard_queries
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +71,25 @@ def test_breach_rule_fires_and_reaches_alertmanager(monitoring: None, tmp_path: 
     finally:
         exporter.shutdown()
         exporter.server_close()
+
+
+def test_every_dashboard_query_runs_on_prometheus(monitoring: None, tmp_path: Path) -> None:
+    # Grafana's variables as it would fill them; label_values() is Grafana's, not PromQL
+    fill = {
+        "$job": ".*",
+        "$instance": ".*",
+        "$detector": ".*",
+        "$__rate_interval": "1m",
+        "$__interval": "1m",
+        "$__range": "6h",
+    }
+    queries = [
+        q for q in dashboard_queries(servers.DASHBOARD_FILE) if not q.startswith("label_values(")
+    ]
+    assert len(queries) > 30
+    with servers.start_prometheus(tmp_path / "prom") as prom:
+        for query in queries:
+            for name, value in fill.items():
+                query = query.replace(name, value)
+            answer = prom.get_json("/api/v1/query", query=query)  # a bad query raises (400)
+            assert answer["status"] == "success", query
