@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from aupwatch.detectors.registry import DETECTORS
 from tests.deploy import servers
 from tests.deploy.promql import COMPARISON, parse_rules
 
@@ -81,6 +82,21 @@ def test_check_alertmanager_config_and_routes(monitoring: None) -> None:
             amtool, "config", "routes", "test", config, f"--verify.receivers={receivers}", *labels
         )
         assert proc.returncode == 0, f"{labels}: {proc.stdout}{proc.stderr}"
+
+
+def test_every_detectors_breaches_reach_a_compliance_receiver(monitoring: None) -> None:
+    # a detector no route names would fall back to the default webhook
+    amtool = servers.binary("amtool")
+    if amtool is None:
+        pytest.skip("amtool not installed")
+    config = f"--config.file={servers.ALERTMANAGER_CONFIG}"
+    for detector in DETECTORS:
+        labels = ("alertname=AupwatchBreach", f"detector={detector.name}", "severity=medium")
+        proc = run(amtool, "config", "routes", "test", config, *labels)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.strip() in {"compliance-privacy", "compliance-platform"}, (
+            f"{detector.name}: {proc.stdout}"
+        )
 
 
 def mutants(text: str) -> list[tuple[str, str, str]]:
