@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from aupwatch.detectors.registry import DETECTORS
 from tests.deploy import servers
 from tests.streams.harness import deployment as kafka_deployment
 from tests.streams.harness import (
@@ -22,12 +23,8 @@ from tests.streams.harness import (
 pytestmark = pytest.mark.integration
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.jsonl.gz"
-RULE_OF = {
-    "unauthorized_seller_access": "AupwatchUnauthorizedSellerAccess",
-    "throttle_circumvention": "AupwatchThrottleCircumvention",
-    "cross_seller_disclosure": "AupwatchCrossSellerDisclosure",
-    "dormant_key": "AupwatchDormantKey",
-}
+# the breach rule of each detector (the sample plants breaches of every one)
+RULE_OF = {d.name: "Aupwatch" + d.name.title().replace("_", "") for d in DETECTORS}
 
 
 def scalar(prom: servers.Server, promql: str) -> float:
