@@ -57,6 +57,7 @@ class Sketch:
         self.ownership: dict[Any, Any] = {}
         self.scopes: dict[Any, Any] = {}
         self.grants: dict[Any, Any] = {}
+        # never pruned (replay forgets ids after dedup_horizon): that only slows the sketch
         self.ids: dict[str, int] = {}
         # due, key: a deque when light (times come in order), else a heap
         self.queues: dict[str, Any] = {
