@@ -208,20 +208,19 @@ async def seek_to_committed(consumer: Any, tps: list[TP]) -> dict[TP, int | None
     thread = consumer._thread
     parts = [TopicPartition(tp.topic, tp.partition) for tp in tps]
 
-    async def call() -> Any:
-        committed = await thread._ensure_consumer().seek_to_committed(*parts)
+    async def call() -> dict[TP, int | None]:
+        sought = await thread._ensure_consumer().seek_to_committed(*parts)
+        committed = {TP(tp.topic, tp.partition): offset for tp, offset in sought.items()}
         # as Faust's seek_wait does: its drain drops records below the last one it read
         read = consumer._read_offset
         for tp, offset in committed.items():
-            key = TP(tp.topic, tp.partition)
             if offset and offset > 0:
-                read[key] = offset
+                read[tp] = offset
             else:
-                read.pop(key, None)
+                read.pop(tp, None)
         return committed
 
-    committed = await thread.call_thread(call)
-    return {TP(tp.topic, tp.partition): offset for tp, offset in committed.items()}
+    return await thread.call_thread(call)  # type: ignore[no-any-return]
 
 
 async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
