@@ -27,6 +27,34 @@ class Stalls:
         self.stages = stages
         self.metrics = metrics
         self.logged: dict[tuple[str, int], float] = {}  # (stage, partition) -> when
+        # since when Faust is rebalancing or recovering tables (None: it is not), last said
+        self.unsettled_since: float | None = None
+        self.unsettled_logged = 0.0
+
+    def unsettled(self, now: float, settled: bool) -> None:
+        """Says, once a minute, that Faust has been rebalancing or recovering for long.
+
+        Until its table recovery ends a worker's stages hold nothing, so ``report`` would
+        say nothing about a worker stuck there.
+
+        Args:
+            now: Monotonic time, seconds.
+            settled: Whether Faust is neither rebalancing nor recovering tables.
+        """
+        if settled:
+            self.unsettled_since = None
+            return
+        if self.unsettled_since is None:
+            self.unsettled_since = self.unsettled_logged = now
+            return
+        seconds = now - self.unsettled_since
+        if seconds >= STALL_AFTER and now - self.unsettled_logged >= STALL_AFTER:
+            self.unsettled_logged = now
+            log.warning(
+                "Faust has been rebalancing or recovering its tables for %.0f s: "
+                "no stage decides until it is done",
+                seconds,
+            )
 
     def report(self, now: float) -> None:
         """Says, once a minute, which stage waits with items undecided and for what.

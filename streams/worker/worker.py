@@ -29,6 +29,7 @@ from aupwatch.streams.worker.faust_app import (
     StateTable,
     WorkerApp,
     faust_settings,
+    settled,
     table_dict,
     topic_names,
 )
@@ -319,6 +320,7 @@ class Worker:
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             self.stalls.report(now)
+            self.stalls.unsettled(now, settled(self.app))
             if now - self.sized_at >= 10.0:
                 self.sized_at = now
                 self._forget_emitted()
