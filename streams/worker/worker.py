@@ -308,6 +308,7 @@ class Worker:
 
     async def _tick(self) -> None:
         """Once a second: idle input partitions release the watermark; markers are resent."""
+        self.stalls.unsettled(time.monotonic(), settled(self.app))  # said even if the lock waits
         # broker round trips outside the lock: holding it would stall every stage
         caught_up = await self.tracker.caught_up()
         await self.tracker.reseek(time.monotonic())
@@ -320,7 +321,6 @@ class Worker:
             for name, _, prefix in STAGES[:2]:
                 await self._emit(self.stages[name], prefix, Output(), only_changed=False)
             self.stalls.report(now)
-            self.stalls.unsettled(now, settled(self.app))
             if now - self.sized_at >= 10.0:
                 self.sized_at = now
                 self._forget_emitted()
