@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from tests.kafka_broker import REPO_ROOT, delete_topics_from, transactional_producer, unique_name
 
@@ -191,10 +192,14 @@ def topic_size(bootstrap: str, topic: str) -> int:
 
 
 def group_progress(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of a group's committed offsets on a topic."""
+    """Sum of a group's committed offsets on a topic (0 while its coordinator is not ready)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
+    except KafkaError as exc:
+        if not exc.retriable:  # a fresh broker has no group coordinator for a few seconds
+            raise
+        return 0
     finally:
         admin.close()
     return sum(om.offset for tp, om in offsets.items() if tp.topic == topic and om.offset > 0)
