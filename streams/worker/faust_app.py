@@ -238,6 +238,15 @@ def settled(app: Any) -> bool:
     return not (app.rebalancing or app.in_recovery)
 
 
+def event_loops(app: Any) -> dict[str, asyncio.AbstractEventLoop]:
+    """The app's event loop, and its consumer thread's (Faust runs aiokafka in a thread)."""
+    loops = {"main": app.loop}
+    thread = getattr(app.consumer, "_thread", None)
+    if thread is not None:
+        loops["consumer thread"] = thread.thread_loop
+    return loops
+
+
 async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
     """Stops aiokafka returning and fetching records of these partitions.
 

@@ -2,15 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from aupwatch.streams.worker.faust_app import event_loops, settled
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.stages import Stage
 
 log = logging.getLogger(__name__)
 
 STALL_AFTER = 60.0  # seconds a stage may hold items without progress before it says why
+TICK_LATE = 5.0  # seconds since the tick last finished after which it counts as held
+
+
+def task_waits(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Where each pending task of ``loop`` waits: its chain of awaits, outermost first.
+
+    Read-only and safe from another thread: a task that moves meanwhile shows where it was.
+    """
+    lines = []
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        chain = []
+        awaited: Any = task.get_coro()
+        for _ in range(40):  # deeper chains of awaits are cut short
+            frame = _first(awaited, ("cr_frame", "ag_frame", "gi_frame"))
+            if frame is None:  # an awaitable's wrapper, an async generator's asend, a task
+                awaited = next((r for r in gc.get_referents(awaited) if isinstance(r, _RUNS)), None)
+            else:
+                name = Path(frame.f_code.co_filename).name
+                chain.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
+                awaited = _first(awaited, ("cr_await", "ag_await", "gi_yieldfrom"))
+            if awaited is None:  # a future, or a coroutine not suspended
+                break
+        lines.append(f"{task.get_name()}: {' > '.join(chain) or 'not started'}")
+    return lines
+
+
+# what runs code with a frame, or holds what does (a task holds its coroutine)
+_RUNS = (types.CoroutineType, types.AsyncGeneratorType, types.GeneratorType, asyncio.Task)
+
+
+def _first(obj: Any, names: tuple[str, ...]) -> Any:
+    # coroutines, async generators and generators name the same links differently
+    return next((v for n in names if (v := getattr(obj, n, None)) is not None), None)
+
+
+@dataclass(slots=True)
+class Episode:
+    """A condition that lasts: since when it holds, when it was last said, if described."""
+
+    since: float | None = None
+    said: float = 0.0
+    described: bool = False
+
+    def due(self, now: float, holds: bool) -> float | None:
+        """How long it has held, when that is to be said now (once a minute); else None."""
+        if not holds:
+            self.since, self.described = None, False
+            return None
+        if self.since is None:
+            self.since = self.said = now
+            return None
+        seconds = now - self.since
+        if seconds >= STALL_AFTER and now - self.said >= STALL_AFTER:
+            self.said = now
+            return seconds
+        return None
 
 
 class Stalls:
@@ -20,41 +83,86 @@ class Stalls:
         inputs: The worker's input partitions (abandoned replays are logged too).
         stages: The worker's stages by name.
         metrics: Optional ``Metrics``.
+        app: The Faust app ``watch`` watches (None: only ``unsettled`` is called).
     """
 
-    def __init__(self, inputs: InputPartitions, stages: dict[str, Stage], metrics: Any) -> None:
+    def __init__(
+        self,
+        inputs: InputPartitions,
+        stages: dict[str, Stage],
+        metrics: Any,
+        app: Any = None,
+    ) -> None:
         self.inputs = inputs
         self.stages = stages
         self.metrics = metrics
+        self.app = app
         self.logged: dict[tuple[str, int], float] = {}  # (stage, partition) -> when
-        # since when Faust is rebalancing or recovering tables (None: it is not), last said
-        self.unsettled_since: float | None = None
-        self.unsettled_logged = 0.0
+        self.rebalance = Episode()  # Faust rebalancing or recovering tables
+        self.held = Episode()  # the tick not finishing
+        self.ticked_at: float | None = None  # when the tick last finished (None: never)
+
+    async def watch(self) -> None:
+        """Run by a timer of its own, once a second: the tick may wait on the lock."""
+        now = time.monotonic()
+        self.unsettled(now, settled(self.app))
+        self.stuck(now)
+
+    def ticked(self, now: float) -> None:
+        """Notes that the tick finished (``now``: monotonic time, seconds)."""
+        self.ticked_at = now
 
     def unsettled(self, now: float, settled: bool) -> None:
         """Says, once a minute, that Faust has been rebalancing or recovering for long.
 
         Until its table recovery ends a worker's stages hold nothing, so ``report`` would
-        say nothing about a worker stuck there.
+        say nothing about a worker stuck there. The first time, it also says where the
+        tasks of the app's event loops wait, to show what holds it.
 
         Args:
             now: Monotonic time, seconds.
             settled: Whether Faust is neither rebalancing nor recovering tables.
         """
-        if settled:
-            self.unsettled_since = None
-            return
-        if self.unsettled_since is None:
-            self.unsettled_since = self.unsettled_logged = now
-            return
-        seconds = now - self.unsettled_since
-        if seconds >= STALL_AFTER and now - self.unsettled_logged >= STALL_AFTER:
-            self.unsettled_logged = now
+        seconds = self.rebalance.due(now, not settled)
+        if seconds is not None:
             log.warning(
                 "Faust has been rebalancing or recovering its tables for %.0f s: "
                 "no stage decides until it is done",
                 seconds,
             )
+            self._describe(self.rebalance)
+
+    def stuck(self, now: float) -> None:
+        """Says, once a minute, that the tick has not finished for long, and where it waits.
+
+        The tick takes the lock every stage takes: a tick held that long means the stages
+        are held too, or the broker does not answer.
+
+        Args:
+            now: Monotonic time, seconds.
+        """
+        seconds = 0.0 if self.ticked_at is None else now - self.ticked_at
+        if self.held.due(now, seconds >= TICK_LATE) is not None:
+            log.warning(
+                "the worker's once-a-second tick has not finished for %.0f s: it waits for "
+                "the stages' lock or for the broker",
+                seconds,
+            )
+            self._describe(self.held)
+
+    def _describe(self, episode: Episode) -> None:
+        """Says where the tasks of the app's event loops wait, once an episode."""
+        if self.app is None or episode.described:
+            return
+        episode.described = True
+        try:
+            loops = event_loops(self.app)
+            waits = {name: "\n  ".join(task_waits(loop)) for name, loop in loops.items()}
+        except Exception as exc:  # only a diagnosis: it must not stop the worker
+            log.warning("cannot say where the worker's tasks wait: %r", exc)
+            return
+        for name, lines in waits.items():
+            log.warning("%s loop's tasks wait at:\n  %s", name, lines)
 
     def report(self, now: float) -> None:
         """Says, once a minute, which stage waits with items undecided and for what.

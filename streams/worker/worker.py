@@ -29,7 +29,6 @@ from aupwatch.streams.worker.faust_app import (
     StateTable,
     WorkerApp,
     faust_settings,
-    settled,
     table_dict,
     topic_names,
 )
@@ -133,7 +132,7 @@ class Worker:
                 table_dict(table),
                 config.worker.seen_chunk,
             )
-        self.stalls = Stalls(self.inputs, self.stages, metrics)
+        self.stalls = Stalls(self.inputs, self.stages, metrics, self.app)
         self.checkpointer = Checkpointer(
             self.app,
             self.stages,
@@ -146,6 +145,7 @@ class Worker:
         )
         self._agents()
         self.app.timer(1.0)(self._tick)
+        self.app.timer(1.0)(self.stalls.watch)  # apart: a tick may wait on the lock for long
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
@@ -308,7 +308,6 @@ class Worker:
 
     async def _tick(self) -> None:
         """Once a second: idle input partitions release the watermark; markers are resent."""
-        self.stalls.unsettled(time.monotonic(), settled(self.app))  # said even if the lock waits
         # broker round trips outside the lock: holding it would stall every stage
         caught_up = await self.tracker.caught_up()
         await self.tracker.reseek(time.monotonic())
@@ -327,6 +326,7 @@ class Worker:
                 if self.metrics is not None:
                     self._count_state()
         await self.checkpointer.maybe()
+        self.stalls.ticked(time.monotonic())
 
     async def _flow(self) -> None:
         """Backpressure: pauses and resumes input partitions; takes what a resume released.

@@ -339,3 +339,16 @@ def test_a_commit_refused_after_a_rebalance_fails_quietly() -> None:
         assert "already rebalanced" in asyncio.run(refused(error))
     faust_commit = inspect.getsource(driver.AIOKafkaConsumerThread._commit)
     assert 'if "already rebalanced" in str(exc):\n                return False' in faust_commit
+
+
+def test_the_consumer_threads_event_loop_is_found() -> None:
+    assert issubclass(driver.AIOKafkaConsumerThread, mode.threads.ServiceThread)
+    assert "self.thread_loop = " in inspect.getsource(mode.threads.ServiceThread.__init__)
+    main, other = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        thread = SimpleNamespace(thread_loop=other)
+        app = SimpleNamespace(loop=main, consumer=SimpleNamespace(_thread=thread))
+        assert faust_app.event_loops(app) == {"main": main, "consumer thread": other}
+    finally:
+        main.close()
+        other.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Generator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from aupwatch.streams.worker.inputs import InputPartitions
-from aupwatch.streams.worker.stalls import STALL_AFTER, Stalls
+from aupwatch.streams.worker.stalls import STALL_AFTER, TICK_LATE, Stalls, task_waits
 
 
 def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -35,3 +39,107 @@ def test_a_long_rebalance_or_recovery_is_said_once_a_minute(
     stalls.unsettled(301.0, settled=False)
     stalls.unsettled(301.0 + STALL_AFTER - 1, settled=False)
     assert _said(caplog) == []  # the clock restarted when Faust settled
+
+
+async def _events(event: asyncio.Event) -> AsyncIterator[None]:
+    await event.wait()
+    yield None
+
+
+async def _inner(event: asyncio.Event) -> None:
+    async for _ in _events(event):  # awaits an asend object, which names no generator
+        break
+
+
+class _Wrapped:
+    """Awaited as Faust awaits an agent: through a coroutine's own ``__await__``."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _inner(self.event).__await__()
+
+
+async def _outer(event: asyncio.Event) -> None:
+    await _Wrapped(event)
+
+
+def test_task_waits_gives_each_tasks_chain_of_awaits() -> None:
+    async def main() -> list[str]:
+        event = asyncio.Event()
+        task = asyncio.create_task(_outer(event), name="held")
+        await asyncio.sleep(0)  # the task runs to its wait
+        lines = task_waits(asyncio.get_running_loop())
+        event.set()
+        await task
+        return lines
+
+    lines = asyncio.run(main())
+    held = [line for line in lines if line.startswith("held: ")]
+    assert len(held) == 1, lines
+    chain = held[0].removeprefix("held: ").split(" > ")
+    names = [link.split(" ")[-1] for link in chain]
+    assert names[:4] == ["_outer", "_inner", "_events", "wait"], chain
+    assert chain[0].startswith("test_stalls.py:")
+
+
+def test_a_long_rebalance_describes_the_apps_tasks_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    loop = asyncio.new_event_loop()
+    try:
+        app = SimpleNamespace(loop=loop, consumer=SimpleNamespace())
+        stalls = Stalls(InputPartitions(30_000_000), {}, None, app)
+
+        def count() -> int:
+            said = sum("loop's tasks wait at" in r.getMessage() for r in caplog.records)
+            caplog.clear()
+            return said
+
+        stalls.unsettled(100.0, settled=False)
+        stalls.unsettled(100.0 + STALL_AFTER, settled=False)
+        assert count() == 1  # the main loop (the app has no consumer thread here)
+        stalls.unsettled(100.0 + 2 * STALL_AFTER, settled=False)
+        assert count() == 0  # once a rebalance
+        stalls.unsettled(300.0, settled=True)
+        stalls.unsettled(301.0, settled=False)
+        stalls.unsettled(301.0 + STALL_AFTER, settled=False)
+        assert count() == 1  # the next long one is described again
+    finally:
+        loop.close()
+
+
+def test_a_tick_held_for_a_minute_is_said_once_a_minute_and_described_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    loop = asyncio.new_event_loop()
+    try:
+        app = SimpleNamespace(loop=loop, consumer=SimpleNamespace())
+        stalls = Stalls(InputPartitions(30_000_000), {}, None, app)
+
+        def said() -> list[str]:
+            lines = [r.getMessage().split(":")[0] for r in caplog.records]
+            caplog.clear()
+            return lines
+
+        stalls.stuck(1000.0)
+        assert said() == []  # no tick finished yet: start-up is the rebalance watch's
+        stalls.ticked(1000.0)
+        for t in range(1001, 1000 + int(TICK_LATE + STALL_AFTER)):
+            stalls.stuck(float(t))
+        assert said() == []  # held, not for a minute yet
+        stalls.stuck(1000.0 + TICK_LATE + STALL_AFTER)
+        held = "the worker's once-a-second tick has not finished for 65 s"
+        assert said() == [held, "main loop's tasks wait at"]
+        stalls.stuck(1000.0 + TICK_LATE + 1.5 * STALL_AFTER)
+        assert said() == []  # once a minute
+        stalls.stuck(1000.0 + TICK_LATE + 2 * STALL_AFTER)
+        assert said() == [held.replace("65", "125")]  # described once
+        stalls.ticked(1200.0)
+        stalls.stuck(1201.0)
+        stalls.stuck(1200.0 + TICK_LATE)
+        stalls.stuck(1200.0 + TICK_LATE + STALL_AFTER)
+        assert len(said()) == 2  # held again after it finished: said and described anew
+    finally:
+        loop.close()
