@@ -126,7 +126,7 @@ def ensure_topics(
 
     Args:
         config: Application config.
-        names: Topic names by role (``aupwatch.streams.worker.faust_app.topic_names``).
+        names: Topic names by role (``aupwatch.streams.worker.topics.topic_names``).
         input_partitions: Partitions for the input topic when it must be created
             (default ``kafka.partitions``).
         changelogs: State changelog topics, created compacted before any worker

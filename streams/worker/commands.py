@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aupwatch.streams.config import AppConfig
+from aupwatch.streams.worker.topics import changelog_names, topic_names
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +143,7 @@ def cmd_worker(args: argparse.Namespace, config: AppConfig) -> int:
 
     from aupwatch.streams.kafka_io import check_reachable, ensure_topics
     from aupwatch.streams.ops.metrics import Metrics
-    from aupwatch.streams.worker.faust_app import (
-        BoundedStopWorker,
-        changelog_names,
-        topic_names,
-    )
+    from aupwatch.streams.worker.faust_app import BoundedStopWorker
     from aupwatch.streams.worker.worker import Worker
 
     # a stop asked for before Faust handles signals: nothing is consumed yet, exit cleanly
@@ -204,8 +201,6 @@ def announce_ready(app: Any, config: AppConfig, metrics_at: str) -> None:
         config: Application config (group and topic names).
         metrics_at: Where metrics are served, or ``off``.
     """
-    from aupwatch.streams.worker.faust_app import topic_names
-
     names = topic_names(config)
     said = False
 

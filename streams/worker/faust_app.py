@@ -247,6 +247,28 @@ def event_loops(app: Any) -> dict[str, asyncio.AbstractEventLoop]:
     return loops
 
 
+def partition_states(app: Any) -> list[str]:
+    """Each assigned partition as aiokafka and Faust see it, a line each (for a diagnosis).
+
+    Read from the app's thread while the consumer thread may move them: a snapshot.
+    """
+    consumer = app.consumer
+    raw = consumer._thread._ensure_consumer()
+    paused, active, read = raw.paused(), consumer._active_partitions or set(), consumer._read_offset
+    assignment = raw._subscription.subscription.assignment
+    lines = []
+    for tp in sorted(raw.assignment()):
+        state = assignment.state_value(tp)
+        ftp = TP(tp.topic, tp.partition)
+        lines.append(
+            f"{tp.topic}[{tp.partition}]: position "
+            f"{state.position if state.has_valid_position else None}, end {raw.highwater(tp)}, "
+            f"read {read.get(ftp)}, {'paused' if tp in paused else 'fetched'} by aiokafka, "
+            f"{'active' if ftp in active else 'inactive'} in Faust"
+        )
+    return lines
+
+
 async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
     """Stops aiokafka returning and fetching records of these partitions.
 
@@ -303,27 +325,6 @@ async def _in_consumer_thread(consumer: Any, method: str, tps: set[TP]) -> None:
             getattr(raw, method)(*mine)
 
     await thread.call_thread(call)
-
-
-def topic_names(config: AppConfig) -> dict[str, str]:
-    """Names of every topic the worker reads or writes, by role."""
-    g = config.kafka.group_id
-    return {
-        "input": config.kafka.input_topic,
-        "detect": f"{g}-detect",
-        "throttle": f"{g}-throttle",
-        "alerts-in": f"{g}-occurrences",
-        "alerts": config.kafka.alerts_topic,
-        "dead": config.kafka.dead_letter_topic,
-    }
-
-
-STAGES = ("detect", "throttle", "alerts")
-
-
-def changelog_names(config: AppConfig) -> tuple[str, ...]:
-    """Names of the stage tables' changelog topics (Faust's ``<app>-<table>-changelog``)."""
-    return tuple(f"{config.kafka.group_id}-{stage}-state-changelog" for stage in STAGES)
 
 
 class BoundedStopWorker(faust.Worker):

@@ -7,11 +7,12 @@ import gc
 import logging
 import time
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aupwatch.streams.worker.faust_app import event_loops, settled
+from aupwatch.streams.worker.faust_app import event_loops, partition_states, settled
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.stages import Stage
 
@@ -151,18 +152,20 @@ class Stalls:
             self._describe(self.held)
 
     def _describe(self, episode: Episode) -> None:
-        """Says where the tasks of the app's event loops wait, once an episode."""
+        """Says, once an episode, where the worker's tasks wait and its partitions' states."""
         if self.app is None or episode.described:
             return
         episode.described = True
+        for title, lines in self._diagnosis():
+            log.warning("%s:\n  %s", title, "\n  ".join(lines))
+
+    def _diagnosis(self) -> Iterator[tuple[str, list[str]]]:
         try:
-            loops = event_loops(self.app)
-            waits = {name: "\n  ".join(task_waits(loop)) for name, loop in loops.items()}
+            for name, loop in event_loops(self.app).items():
+                yield f"{name} loop's tasks wait at", task_waits(loop)
+            yield "assigned partitions", partition_states(self.app)
         except Exception as exc:  # only a diagnosis: it must not stop the worker
-            log.warning("cannot say where the worker's tasks wait: %r", exc)
-            return
-        for name, lines in waits.items():
-            log.warning("%s loop's tasks wait at:\n  %s", name, lines)
+            yield "cannot say more", [repr(exc)]
 
     def report(self, now: float) -> None:
         """Says, once a minute, which stage waits with items undecided and for what.

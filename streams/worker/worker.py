@@ -30,7 +30,6 @@ from aupwatch.streams.worker.faust_app import (
     WorkerApp,
     faust_settings,
     table_dict,
-    topic_names,
 )
 from aupwatch.streams.worker.ingest import Ingest
 from aupwatch.streams.worker.inputs import InputPartitions
@@ -39,6 +38,7 @@ from aupwatch.streams.worker.link_gate import LinkGate, notices_of
 from aupwatch.streams.worker.outbox import Outbox
 from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.stalls import Stalls
+from aupwatch.streams.worker.topics import topic_names
 from aupwatch.streams.worker.tracker import PartitionTracker
 from aupwatch.streams.worker.wire import tag
 

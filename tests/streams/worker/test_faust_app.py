@@ -352,3 +352,45 @@ def test_the_consumer_threads_event_loop_is_found() -> None:
     finally:
         main.close()
         other.close()
+
+
+def test_each_assigned_partition_is_described_as_aiokafka_and_faust_see_it() -> None:
+    from aiokafka.consumer.subscription_state import (
+        Assignment,
+        SubscriptionState,
+        TopicPartitionState,
+    )
+    from aiokafka.structs import TopicPartition
+
+    assert isinstance(SubscriptionState.subscription, property)
+    assert callable(Assignment.state_value)
+    for name in ("has_valid_position", "position"):
+        assert isinstance(getattr(TopicPartitionState, name), property), name
+    for name in ("assignment", "paused", "highwater"):
+        assert callable(getattr(aiokafka.AIOKafkaConsumer, name)), name
+    source = inspect.getsource(transport_consumer.Consumer)
+    assert "self._active_partitions = set()" in source
+    assert "self._read_offset = defaultdict(lambda: None)" in source
+
+    def state(position: int | None) -> SimpleNamespace:
+        return SimpleNamespace(has_valid_position=position is not None, position=position)
+
+    t1, t2 = TopicPartition("t", 1), TopicPartition("t", 2)
+    states = {t1: state(5), t2: state(None)}
+    raw = SimpleNamespace(
+        paused=lambda: {t2},
+        assignment=lambda: {t2, t1},
+        highwater=lambda tp: {t1: 9, t2: None}[tp],
+        _subscription=SimpleNamespace(
+            subscription=SimpleNamespace(assignment=SimpleNamespace(state_value=states.get))
+        ),
+    )
+    consumer = SimpleNamespace(
+        _thread=SimpleNamespace(_ensure_consumer=lambda: raw),
+        _active_partitions={TP("t", 1)},
+        _read_offset={TP("t", 1): 4},
+    )
+    assert faust_app.partition_states(SimpleNamespace(consumer=consumer)) == [
+        "t[1]: position 5, end 9, read 4, fetched by aiokafka, active in Faust",
+        "t[2]: position None, end None, read None, paused by aiokafka, inactive in Faust",
+    ]
