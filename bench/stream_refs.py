@@ -52,7 +52,8 @@ def bare_aiokafka(topic: str, n_records: int) -> float:
 BARE_FAUST = """
 import sys, time, orjson, faust, uvloop
 uvloop.install()
-from aupwatch.streams.worker.faust_app import WorkerApp, faust_settings, set_fetch_wait
+from aupwatch.streams.worker.faust_app import WorkerApp, set_fetch_wait
+from aupwatch.streams.worker.settings import faust_settings
 from aupwatch.streams.config import load_config
 import dataclasses
 topic, group, progress, drain = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "drain"

@@ -1,4 +1,4 @@
-"""Faust-facing parts of the worker: settings, topic names, the state table, the drain.
+"""Faust-facing parts of the worker: the app, the state table, the drain, the watches.
 
 The only module that uses faust-streaming's or aiokafka's private API (pinned by
 tests/streams/worker/test_faust_app.py and test_faust_drain.py against the pinned
@@ -8,16 +8,20 @@ consumer's ``_drain_messages`` (replaced through ``app._new_consumer`` by
 ``drain_messages``, a copy of Faust's loop), the consumer thread's ``_ensure_consumer``
 (to seek some partitions to their committed offsets, to pause and resume fetching in
 aiokafka itself, and to set its fetcher's ``_fetch_max_wait_ms``), mode's
-``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``.
+``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``; for the
+watches of a stuck worker, the consumer thread's ``thread_loop`` and ``_consumer``,
+aiokafka's fetch positions and its coordinator's ``request_rejoin``, and Faust's
+``_active_partitions``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from types import MethodType
 from typing import Any
 
@@ -26,8 +30,7 @@ import orjson
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
-from aupwatch.streams.config import AppConfig
-from aupwatch.streams.security import faust_credentials
+log = logging.getLogger(__name__)
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]
@@ -53,6 +56,28 @@ class WorkerApp(faust.App):
         consumer: Any = super()._new_consumer()
         consumer._drain_messages = MethodType(drain_messages, consumer)
         return consumer
+
+    def watch(self, fun: Callable[[], Awaitable[None]]) -> None:
+        """Runs ``fun`` once a second from the start: Faust's timers wait for table recovery."""
+        self.watchers = [*getattr(self, "watchers", []), fun]
+
+    async def on_start(self) -> None:
+        """As Faust's, and starts the watchers."""
+        await super().on_start()
+        for fun in getattr(self, "watchers", []):
+            self.add_future(_every(WATCH_EVERY, fun))
+
+
+WATCH_EVERY = 1.0  # seconds between two runs of each watcher
+
+
+async def _every(seconds: float, fun: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await fun()
+        except Exception:  # a watch that fails must not stop the worker it watches
+            log.exception("a watch of the worker failed")
 
 
 async def drain_messages(self: Any, fetcher: Any) -> None:
@@ -247,26 +272,41 @@ def event_loops(app: Any) -> dict[str, asyncio.AbstractEventLoop]:
     return loops
 
 
+def positions(app: Any) -> dict[TP, int | None]:
+    """Each assigned partition's fetch position in aiokafka (None: it has none yet)."""
+    raw: Any = getattr(app.consumer._thread, "_consumer", None)
+    subscription = None if raw is None else raw._subscription.subscription
+    assignment = None if subscription is None else subscription.assignment
+    if raw is None or assignment is None:
+        return {}  # not started, or between two assignments
+    states = {tp: assignment.state_value(tp) for tp in raw.assignment()}
+    return {
+        TP(tp.topic, tp.partition): state.position if state.has_valid_position else None
+        for tp, state in states.items()
+    }
+
+
 def partition_states(app: Any) -> list[str]:
     """Each assigned partition as aiokafka and Faust see it, a line each (for a diagnosis).
 
     Read from the app's thread while the consumer thread may move them: a snapshot.
     """
     consumer = app.consumer
-    raw = consumer._thread._ensure_consumer()
+    raw = consumer._thread._ensure_consumer()  # says when it has not started
     paused, active, read = raw.paused(), consumer._active_partitions or set(), consumer._read_offset
-    assignment = raw._subscription.subscription.assignment
-    lines = []
-    for tp in sorted(raw.assignment()):
-        state = assignment.state_value(tp)
-        ftp = TP(tp.topic, tp.partition)
-        lines.append(
-            f"{tp.topic}[{tp.partition}]: position "
-            f"{state.position if state.has_valid_position else None}, end {raw.highwater(tp)}, "
-            f"read {read.get(ftp)}, {'paused' if tp in paused else 'fetched'} by aiokafka, "
-            f"{'active' if ftp in active else 'inactive'} in Faust"
-        )
-    return lines
+    return [
+        f"{tp.topic}[{tp.partition}]: position {position}, end {raw.highwater(tp)}, "
+        f"read {read.get(tp)}, {'paused' if tp in paused else 'fetched'} by aiokafka, "
+        f"{'active' if tp in active else 'inactive'} in Faust"
+        for tp, position in sorted(positions(app).items())
+    ]
+
+
+def rejoin(app: Any) -> None:
+    """Asks the group for a new rebalance, in the consumer's thread (aiokafka's futures)."""
+    thread = app.consumer._thread
+    coordinator = thread._ensure_consumer()._coordinator
+    thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
 
 
 async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
@@ -351,40 +391,3 @@ def _forced_exit(after: float) -> None:
         flush=True,
     )
     os._exit(1)
-
-
-def faust_settings(config: AppConfig) -> dict[str, Any]:
-    """Faust app settings: the tuned values of the measurements in the README."""
-    k = config.kafka
-    settings: dict[str, Any] = {
-        "broker": [f"kafka://{s.strip()}" for s in k.bootstrap_servers.split(",")],
-        "store": "memory://",
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        "topic_partitions": k.partitions,
-        "topic_replication_factor": k.replication_factor,
-        "topic_disable_leader": True,
-        "web_enabled": False,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_commit_interval": 1.0,
-        "broker_max_poll_records": 10000,
-        "stream_buffer_maxsize": 131072,
-        "stream_wait_empty": False,
-        "consumer_max_fetch_size": 8 * 1024 * 1024,
-        "producer_linger": config.worker.producer_linger,
-        "producer_max_batch_size": 262144,
-        "producer_max_request_size": 8 * 1024 * 1024,
-        "table_standby_replicas": 0,
-        "datadir": config.worker.data_dir,
-        "broker_session_timeout": config.worker.session_timeout,
-        "broker_heartbeat_interval": 3.0,
-    }
-    creds = _credentials(config)
-    if creds is not None:
-        settings["broker_credentials"] = creds
-    return settings
-
-
-def _credentials(config: AppConfig) -> Any:
-    # the same TLS context and SASL settings as the kafka-python clients
-    return faust_credentials(config.kafka)

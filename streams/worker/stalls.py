@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aupwatch.streams.worker.faust_app import event_loops, partition_states, settled
+from aupwatch.streams.worker.faust_app import (
+    event_loops,
+    partition_states,
+    positions,
+    rejoin,
+    settled,
+)
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.stages import Stage
 
@@ -20,6 +26,9 @@ log = logging.getLogger(__name__)
 
 STALL_AFTER = 60.0  # seconds a stage may hold items without progress before it says why
 TICK_LATE = 5.0  # seconds since the tick last finished after which it counts as held
+# seconds Faust may stay unsettled with no assigned partition moving before the worker asks
+# the group to rebalance again (a rebalance waits at most its 60 s timeout for a member)
+REJOIN_AFTER = 120.0
 
 
 def task_waits(loop: asyncio.AbstractEventLoop) -> list[str]:
@@ -102,12 +111,45 @@ class Stalls:
         self.rebalance = Episode()  # Faust rebalancing or recovering tables
         self.held = Episode()  # the tick not finishing
         self.ticked_at: float | None = None  # when the tick last finished (None: never)
+        # the fetch positions last seen while Faust is unsettled, and since when they hold
+        self.still: tuple[dict[Any, int | None], float] | None = None
 
     async def watch(self) -> None:
         """Run by a timer of its own, once a second: the tick may wait on the lock."""
         now = time.monotonic()
-        self.unsettled(now, settled(self.app))
+        calm = settled(self.app)
+        self.unsettled(now, calm)
         self.stuck(now)
+        if self.unmoving(now, None if calm else positions(self.app)):
+            rejoin(self.app)
+
+    def unmoving(self, now: float, moved: dict[Any, int | None] | None) -> bool:
+        """Whether to ask the group to rebalance: Faust stuck with no partition moving.
+
+        A worker whose table recovery received nothing for minutes stayed so until it was
+        restarted (docs/operations.md); a new rebalance gives it a new assignment, and
+        Faust a new recovery. Asked at most once every ``REJOIN_AFTER`` seconds.
+
+        Args:
+            now: Monotonic time, seconds.
+            moved: The fetch positions of the assigned partitions (None: Faust is settled).
+        """
+        if moved is None:
+            self.still = None
+            return False
+        if self.still is None or self.still[0] != moved:
+            self.still = (moved, now)
+            return False
+        seconds = now - self.still[1]
+        if seconds < REJOIN_AFTER:
+            return False
+        log.warning(
+            "Faust has been rebalancing or recovering its tables and no assigned partition "
+            "has moved for %.0f s: asking the group to rebalance again",
+            seconds,
+        )
+        self.still = (moved, now)
+        return True
 
     def ticked(self, now: float) -> None:
         """Notes that the tick finished (``now``: monotonic time, seconds)."""

@@ -28,7 +28,6 @@ from aupwatch.streams.worker.emitted import read_emitted
 from aupwatch.streams.worker.faust_app import (
     StateTable,
     WorkerApp,
-    faust_settings,
     table_dict,
 )
 from aupwatch.streams.worker.ingest import Ingest
@@ -36,6 +35,7 @@ from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.keys import format_key, is_state, partition_of
 from aupwatch.streams.worker.link_gate import LinkGate, notices_of
 from aupwatch.streams.worker.outbox import Outbox
+from aupwatch.streams.worker.settings import faust_settings
 from aupwatch.streams.worker.stages import Stage
 from aupwatch.streams.worker.stalls import Stalls
 from aupwatch.streams.worker.topics import topic_names
@@ -145,7 +145,7 @@ class Worker:
         )
         self._agents()
         self.app.timer(1.0)(self._tick)
-        self.app.timer(1.0)(self.stalls.watch)  # apart: a tick may wait on the lock for long
+        self.app.watch(self.stalls.watch)  # apart: a tick may wait on the lock for long
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 

@@ -25,6 +25,7 @@ from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker import faust_app
+from aupwatch.streams.worker.settings import faust_settings
 
 
 def test_faust_is_the_pinned_version() -> None:
@@ -131,7 +132,7 @@ def test_a_signal_arms_the_forced_exit_once(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _app() -> faust.App:
-    return faust.App("pin", **faust_app.faust_settings(AppConfig()))
+    return faust.App("pin", **faust_settings(AppConfig()))
 
 
 def test_fetching_pauses_and_resumes_in_aiokafka_in_the_consumer_thread() -> None:
@@ -364,6 +365,9 @@ def test_each_assigned_partition_is_described_as_aiokafka_and_faust_see_it() -> 
 
     assert isinstance(SubscriptionState.subscription, property)
     assert callable(Assignment.state_value)
+    assert "_consumer: Optional[aiokafka.AIOKafkaConsumer] = None" in inspect.getsource(
+        driver.AIOKafkaConsumerThread
+    )
     for name in ("has_valid_position", "position"):
         assert isinstance(getattr(TopicPartitionState, name), property), name
     for name in ("assignment", "paused", "highwater"):
@@ -386,7 +390,7 @@ def test_each_assigned_partition_is_described_as_aiokafka_and_faust_see_it() -> 
         ),
     )
     consumer = SimpleNamespace(
-        _thread=SimpleNamespace(_ensure_consumer=lambda: raw),
+        _thread=SimpleNamespace(_consumer=raw, _ensure_consumer=lambda: raw),
         _active_partitions={TP("t", 1)},
         _read_offset={TP("t", 1): 4},
     )
@@ -394,3 +398,54 @@ def test_each_assigned_partition_is_described_as_aiokafka_and_faust_see_it() -> 
         "t[1]: position 5, end 9, read 4, fetched by aiokafka, active in Faust",
         "t[2]: position None, end None, read None, paused by aiokafka, inactive in Faust",
     ]
+
+
+def test_a_rejoin_is_asked_of_aiokafkas_coordinator_in_the_consumer_thread() -> None:
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    assert "self._rejoin_needed_fut.set_result(None)" in inspect.getsource(
+        GroupCoordinator.request_rejoin
+    )
+    assert "self._coordinator = " in inspect.getsource(aiokafka.AIOKafkaConsumer)
+    asked: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        coordinator = SimpleNamespace(request_rejoin=lambda: asked.append("rejoin"))
+        thread = SimpleNamespace(
+            thread_loop=loop,
+            _ensure_consumer=lambda: SimpleNamespace(_coordinator=coordinator),
+        )
+        faust_app.rejoin(SimpleNamespace(consumer=SimpleNamespace(_thread=thread)))
+        assert asked == []  # only in the consumer thread's loop
+        loop.run_until_complete(asyncio.sleep(0))
+        assert asked == ["rejoin"]
+    finally:
+        loop.close()
+
+
+def test_watchers_run_from_the_apps_start_and_outlive_their_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Faust starts its timers once the first table recovery is over: a watch must not wait
+    assert "_wait_for_table_recovery_completed" in inspect.getsource(faust.App.on_started)
+    monkeypatch.setattr(faust_app, "WATCH_EVERY", 0.01)
+    calls: list[int] = []
+
+    async def watcher() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("a failing watch")
+
+    async def main() -> None:
+        app = faust_app.WorkerApp("pin-watch", **faust_settings(AppConfig()))
+        app.watch(watcher)
+        await app.on_start()  # Faust's start, before any recovery
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(calls) >= 3:
+                break
+        for fut in list(app._futures):
+            fut.cancel()
+
+    asyncio.run(main())
+    assert calls[:3] == [0, 1, 2]  # the first one's error did not end them

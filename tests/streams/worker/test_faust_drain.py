@@ -19,6 +19,7 @@ from faust.types import TP
 
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker import faust_app
+from aupwatch.streams.worker.settings import faust_settings
 
 # sha256 of faust-streaming 0.15.3's Consumer._drain_messages: drain_messages copies it
 FAUST_DRAIN = "44a25003"
@@ -37,7 +38,7 @@ def test_the_fetcher_drains_through_the_app_consumer_attribute() -> None:
 
 
 def test_the_worker_app_consumer_drains_with_the_copy() -> None:
-    app = faust_app.WorkerApp("pin-drain", **faust_app.faust_settings(AppConfig()))
+    app = faust_app.WorkerApp("pin-drain", **faust_settings(AppConfig()))
     assert app.consumer._drain_messages.__func__ is faust_app.drain_messages
 
 
@@ -47,7 +48,7 @@ class Message(SimpleNamespace):
 
 def _consumer(messages: list[Any], callback: Any) -> tuple[Any, Any]:
     """A real worker consumer whose getmany yields ``messages`` once, and a fetcher."""
-    app = faust_app.WorkerApp("pin-drain", **faust_app.faust_settings(AppConfig()))
+    app = faust_app.WorkerApp("pin-drain", **faust_settings(AppConfig()))
     consumer = app.consumer
     fetcher = SimpleNamespace(_stopped=mode.utils.locks.Event())
 

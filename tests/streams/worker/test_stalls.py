@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from aupwatch.streams.worker.inputs import InputPartitions
-from aupwatch.streams.worker.stalls import STALL_AFTER, TICK_LATE, Stalls, task_waits
+from aupwatch.streams.worker.stalls import (
+    REJOIN_AFTER,
+    STALL_AFTER,
+    TICK_LATE,
+    Stalls,
+    task_waits,
+)
 
 
 def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -144,3 +150,24 @@ def test_a_tick_held_for_a_minute_is_said_once_a_minute_and_described_once(
         assert len(said()) == 3  # held again after it finished: said and described anew
     finally:
         loop.close()
+
+
+def test_a_rebalance_with_no_partition_moving_for_long_asks_for_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stalls = Stalls(InputPartitions(30_000_000), {}, None)
+    still = {("t", 0): 5, ("t", 1): None}
+    assert not stalls.unmoving(0.0, still)
+    assert not any(stalls.unmoving(float(t), still) for t in range(1, int(REJOIN_AFTER)))
+    assert stalls.unmoving(REJOIN_AFTER, still)  # nothing moved for two minutes
+    assert "no assigned partition has moved for 120 s" in caplog.text
+    assert not stalls.unmoving(REJOIN_AFTER + 1, still)  # once, then a new rebalance's time
+    assert stalls.unmoving(2 * REJOIN_AFTER, still)
+    moving = {("t", 0): 6, ("t", 1): None}
+    assert not stalls.unmoving(2 * REJOIN_AFTER + 1, moving)  # a recovery that reads
+    assert not stalls.unmoving(3 * REJOIN_AFTER, moving)
+    assert not stalls.unmoving(3 * REJOIN_AFTER + 1, None)  # settled: it starts again
+    assert not stalls.unmoving(3 * REJOIN_AFTER + 2, moving)
+    assert not stalls.unmoving(4 * REJOIN_AFTER + 1, moving)
+    assert stalls.unmoving(4 * REJOIN_AFTER + 2, moving)
