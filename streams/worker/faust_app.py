@@ -17,11 +17,10 @@ aiokafka's fetch positions and its coordinator's ``request_rejoin``, and Faust's
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import MethodType
 from typing import Any
 
@@ -30,7 +29,7 @@ import orjson
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP
 
-log = logging.getLogger(__name__)
+from aupwatch.streams.worker.tasks import WATCH_EVERY, every, finish
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]
@@ -65,19 +64,7 @@ class WorkerApp(faust.App):
         """As Faust's, and starts the watchers."""
         await super().on_start()
         for fun in getattr(self, "watchers", []):
-            self.add_future(_every(WATCH_EVERY, fun))
-
-
-WATCH_EVERY = 1.0  # seconds between two runs of each watcher
-
-
-async def _every(seconds: float, fun: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await fun()
-        except Exception:  # a watch that fails must not stop the worker it watches
-            log.exception("a watch of the worker failed")
+            self.add_future(every(WATCH_EVERY, fun))
 
 
 async def drain_messages(self: Any, fetcher: Any) -> None:
@@ -145,38 +132,6 @@ async def drain_messages(self: Any, fetcher: Any) -> None:
         raise
     finally:
         unset_flag(CONSUMER_FETCHING)
-
-
-async def finish(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
-    """Runs a coroutine that suspended on ``waiting`` to its end, as its task would.
-
-    Args:
-        coro: The coroutine, after a first step that yielded ``waiting``.
-        waiting: The future it waits for, or None (a bare yield: it lets the loop run).
-
-    Returns:
-        What the coroutine returns; cancelling this task cancels the coroutine as
-        cancelling its own task would.
-    """
-    while True:
-        thrown: BaseException | None = None
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                # as a task does with the future its coroutine yields: then cancelling this
-                # task cancels that future, and the coroutine reads its result itself
-                waiting._asyncio_future_blocking = False
-                await waiting
-        except asyncio.CancelledError as exc:
-            if waiting is None or not waiting.cancelled():
-                thrown = exc  # this task was cancelled, not the future: tell the coroutine
-        except Exception:  # the future's own error: the coroutine takes it from the future
-            pass
-        try:
-            waiting = coro.send(None) if thrown is None else coro.throw(thrown)
-        except StopIteration as stop:
-            return stop.value
 
 
 class PartitionWriter:
@@ -307,6 +262,43 @@ def rejoin(app: Any) -> None:
     thread = app.consumer._thread
     coordinator = thread._ensure_consumer()._coordinator
     thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
+
+
+def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
+    """Changelog partitions whose records the client moved past and recovery never got.
+
+    Faust drops records the client returned while it stops a batch (a rebalance) or finds
+    the partition inactive, and its table recovery then waits for them for good.
+
+    Args:
+        app: The Faust app.
+        now: ``time.monotonic()``, Faust's recovery clock.
+        quiet: Seconds a partition must have given the recovery nothing.
+
+    Returns:
+        Partition -> the offset to read it again from.
+    """
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        return {}
+    moved, started = positions(app), recovery._recovery_started_at or now
+    lost = {}
+    for tp in recovery.active_tps:
+        got, last = recovery.active_offsets.get(tp), recovery.active_highwaters.get(tp)
+        at = moved.get(tp)
+        if got is None or last is None or at is None or got >= last or at <= got + 1:
+            continue  # done, not started, or the client has not passed what it needs next
+        if now - recovery._active_events_received_at.get(tp, started) >= quiet:
+            lost[tp] = max(got + 1, 0)
+    return lost
+
+
+async def read_again(app: Any, offsets: dict[TP, int]) -> None:
+    """Seeks partitions back, and lets Faust's drain take what it already passed there."""
+    consumer = app.consumer
+    await consumer.seek_wait(offsets)
+    for tp, offset in offsets.items():
+        consumer._read_offset[tp] = offset or None  # as Faust's own seek: None delivers all
 
 
 async def pause_fetching(consumer: Any, tps: set[TP]) -> None:

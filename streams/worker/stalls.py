@@ -14,8 +14,10 @@ from typing import Any
 
 from aupwatch.streams.worker.faust_app import (
     event_loops,
+    lost_changelogs,
     partition_states,
     positions,
+    read_again,
     rejoin,
     settled,
 )
@@ -29,6 +31,8 @@ TICK_LATE = 5.0  # seconds since the tick last finished after which it counts as
 # seconds Faust may stay unsettled with no assigned partition moving before the worker asks
 # the group to rebalance again (a rebalance waits at most its 60 s timeout for a member)
 REJOIN_AFTER = 120.0
+# seconds a recovering changelog partition may deliver nothing the consumer has passed
+RESEEK_AFTER = 30.0
 
 
 def task_waits(loop: asyncio.AbstractEventLoop) -> list[str]:
@@ -113,6 +117,7 @@ class Stalls:
         self.ticked_at: float | None = None  # when the tick last finished (None: never)
         # the fetch positions last seen while Faust is unsettled, and since when they hold
         self.still: tuple[dict[Any, int | None], float] | None = None
+        self.reread: set[Any] = set()  # changelog partitions read again in this rebalance
 
     async def watch(self) -> None:
         """Run by a timer of its own, once a second: the tick may wait on the lock."""
@@ -120,7 +125,24 @@ class Stalls:
         calm = settled(self.app)
         self.unsettled(now, calm)
         self.stuck(now)
-        if self.unmoving(now, None if calm else positions(self.app)):
+        if calm:
+            self.still, self.reread = None, set()
+            return
+        # each partition once a rebalance: if reading it again does not help, the rejoin will
+        lost = {
+            tp: offset
+            for tp, offset in lost_changelogs(self.app, now, RESEEK_AFTER).items()
+            if tp not in self.reread
+        }
+        if lost:
+            self.reread |= set(lost)
+            log.warning(
+                "table recovery: the consumer passed changelog records it never received; "
+                "reading them again: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}] from {o}" for tp, o in sorted(lost.items())),
+            )
+            await read_again(self.app, lost)
+        elif self.unmoving(now, positions(self.app)):
             rejoin(self.app)
 
     def unmoving(self, now: float, moved: dict[Any, int | None] | None) -> bool:

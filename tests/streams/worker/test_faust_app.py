@@ -449,3 +449,53 @@ def test_watchers_run_from_the_apps_start_and_outlive_their_errors(
 
     asyncio.run(main())
     assert calls[:3] == [0, 1, 2]  # the first one's error did not end them
+
+
+def test_changelog_records_the_client_passed_and_recovery_never_got_are_found() -> None:
+    source = inspect.getsource(recovery.Recovery)
+    for name in (
+        "self.active_tps = set()",
+        "self.active_offsets = Counter()",
+        "self.active_highwaters = Counter()",
+        "self._active_events_received_at = {}",
+        "self._recovery_started_at = monotonic()",
+        "self.in_recovery = True",
+    ):
+        assert name in source, name
+    assert "def seek_wait" in inspect.getsource(transport_consumer.ThreadDelegateConsumer)
+
+    done, waiting, passed, quiet, fresh = (TP("c", p) for p in range(5))
+    rec = SimpleNamespace(
+        in_recovery=True,
+        _recovery_started_at=100.0,
+        active_tps={done, waiting, passed, quiet, fresh},
+        active_offsets={done: 9, waiting: 3, passed: 3, quiet: -1, fresh: 3},
+        active_highwaters={done: 9, waiting: 9, passed: 9, quiet: 9, fresh: 9},
+        _active_events_received_at={passed: 110.0, fresh: 139.0},
+    )
+    at = {done: 10, waiting: 4, passed: 10, quiet: 10, fresh: 10}
+    states = {tp: SimpleNamespace(has_valid_position=True, position=o) for tp, o in at.items()}
+    raw = SimpleNamespace(
+        assignment=lambda: set(at),
+        _subscription=SimpleNamespace(
+            subscription=SimpleNamespace(assignment=SimpleNamespace(state_value=states.get))
+        ),
+    )
+    app = SimpleNamespace(
+        tables=SimpleNamespace(recovery=rec),
+        consumer=SimpleNamespace(_thread=SimpleNamespace(_consumer=raw)),
+    )
+    # done: all received; waiting: the client has not passed offset 4; fresh: an event 1 s ago
+    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {passed: 4, quiet: 0}
+    rec.in_recovery = False
+    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {}
+
+    sought: list[dict[TP, int]] = []
+
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        sought.append(dict(offsets))
+
+    consumer = SimpleNamespace(seek_wait=seek_wait, _read_offset={passed: 9, quiet: 9})
+    asyncio.run(faust_app.read_again(SimpleNamespace(consumer=consumer), {passed: 4, quiet: 0}))
+    assert sought == [{passed: 4, quiet: 0}]
+    assert consumer._read_offset == {passed: 4, quiet: None}  # the drain takes them again

@@ -20,6 +20,7 @@ from faust.types import TP
 from aupwatch.streams.config import AppConfig
 from aupwatch.streams.worker import faust_app
 from aupwatch.streams.worker.settings import faust_settings
+from aupwatch.streams.worker.tasks import finish
 
 # sha256 of faust-streaming 0.15.3's Consumer._drain_messages: drain_messages copies it
 FAUST_DRAIN = "44a25003"
@@ -161,7 +162,7 @@ def test_finish_gives_the_coroutine_its_futures_results_and_errors() -> None:
         c = coro()
         waiting = c.send(None)
         assert waiting is first
-        task = asyncio.ensure_future(faust_app.finish(c, waiting))
+        task = asyncio.ensure_future(finish(c, waiting))
         loop.call_soon(first.set_result, 7)
         loop.call_later(0.01, second.set_exception, KeyError("k"))
         return await task
@@ -182,7 +183,7 @@ def test_cancelling_finish_cancels_the_future_and_throws_into_the_coroutine() ->
                 seen.append("finally")
 
         c = coro()
-        task = asyncio.ensure_future(faust_app.finish(c, c.send(None)))
+        task = asyncio.ensure_future(finish(c, c.send(None)))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -206,7 +207,7 @@ def test_cancelling_finish_after_its_future_is_done_still_cancels_the_coroutine(
                 raise
 
         c = coro()
-        task = asyncio.ensure_future(faust_app.finish(c, c.send(None)))
+        task = asyncio.ensure_future(finish(c, c.send(None)))
         await asyncio.sleep(0)
         ready.set_result("result")  # too late to cancel the future: a task cancels its coroutine
         task.cancel()

@@ -9,7 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 
+from aupwatch.streams.worker import stalls
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.stalls import (
     REJOIN_AFTER,
@@ -171,3 +173,40 @@ def test_a_rebalance_with_no_partition_moving_for_long_asks_for_another(
     assert not stalls.unmoving(3 * REJOIN_AFTER + 2, moving)
     assert not stalls.unmoving(4 * REJOIN_AFTER + 1, moving)
     assert stalls.unmoving(4 * REJOIN_AFTER + 2, moving)
+
+
+def test_a_stuck_recovery_reads_lost_changelogs_again_once_then_asks_for_a_rebalance(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    clock, calm = [1000.0], [False]
+    tp = TP("c", 2)
+    reread: list[dict[Any, int]] = []
+    rejoined: list[float] = []
+
+    async def read_again(app: Any, offsets: dict[Any, int]) -> None:
+        reread.append(offsets)
+
+    monkeypatch.setattr(stalls, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(stalls, "settled", lambda app: calm[0])
+    monkeypatch.setattr(stalls, "lost_changelogs", lambda app, now, quiet: {tp: 4})
+    monkeypatch.setattr(stalls, "read_again", read_again)
+    monkeypatch.setattr(stalls, "positions", lambda app: {tp: 10})
+    monkeypatch.setattr(stalls, "rejoin", lambda app: rejoined.append(clock[0]))
+    monkeypatch.setattr(stalls, "event_loops", dict)  # no loops to describe here
+    watch = Stalls(InputPartitions(30_000_000), {}, None, SimpleNamespace()).watch
+
+    def run_until(end: float) -> None:
+        while clock[0] < end:
+            asyncio.run(watch())
+            clock[0] += 1.0
+
+    run_until(1000.0 + REJOIN_AFTER + 5)
+    assert reread == [{tp: 4}]  # once: it did not help
+    assert rejoined == [1001.0 + REJOIN_AFTER]  # positions still for two minutes after
+    assert "reading them again: c[2] from 4" in caplog.text
+    calm[0] = True
+    run_until(clock[0] + 2)
+    calm[0] = False
+    run_until(clock[0] + 2)
+    assert reread == [{tp: 4}, {tp: 4}]  # a new rebalance may read it again
