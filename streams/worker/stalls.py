@@ -1,15 +1,17 @@
-"""Says which stage waits with items undecided, and for which upstream partitions."""
+"""Watches for a worker that stands still: says why, and mends what it can.
+
+Stages that hold items undecided (and which upstream partitions they wait for), a tick
+that does not finish, a rebalance or table recovery that does not end; a recovery waiting
+for changelog records the client already passed reads them again, and a worker whose
+partitions stand still for long asks the group for a new rebalance.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aupwatch.streams.worker.faust_app import (
@@ -23,6 +25,7 @@ from aupwatch.streams.worker.faust_app import (
 )
 from aupwatch.streams.worker.inputs import InputPartitions
 from aupwatch.streams.worker.stages import Stage
+from aupwatch.streams.worker.tasks import task_waits
 
 log = logging.getLogger(__name__)
 
@@ -33,38 +36,6 @@ TICK_LATE = 5.0  # seconds since the tick last finished after which it counts as
 REJOIN_AFTER = 120.0
 # seconds a recovering changelog partition may deliver nothing the consumer has passed
 RESEEK_AFTER = 30.0
-
-
-def task_waits(loop: asyncio.AbstractEventLoop) -> list[str]:
-    """Where each pending task of ``loop`` waits: its chain of awaits, outermost first.
-
-    Read-only and safe from another thread: a task that moves meanwhile shows where it was.
-    """
-    lines = []
-    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
-        chain = []
-        awaited: Any = task.get_coro()
-        for _ in range(40):  # deeper chains of awaits are cut short
-            frame = _first(awaited, ("cr_frame", "ag_frame", "gi_frame"))
-            if frame is None:  # an awaitable's wrapper, an async generator's asend, a task
-                awaited = next((r for r in gc.get_referents(awaited) if isinstance(r, _RUNS)), None)
-            else:
-                name = Path(frame.f_code.co_filename).name
-                chain.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
-                awaited = _first(awaited, ("cr_await", "ag_await", "gi_yieldfrom"))
-            if awaited is None:  # a future, or a coroutine not suspended
-                break
-        lines.append(f"{task.get_name()}: {' > '.join(chain) or 'not started'}")
-    return lines
-
-
-# what runs code with a frame, or holds what does (a task holds its coroutine)
-_RUNS = (types.CoroutineType, types.AsyncGeneratorType, types.GeneratorType, asyncio.Task)
-
-
-def _first(obj: Any, names: tuple[str, ...]) -> Any:
-    # coroutines, async generators and generators name the same links differently
-    return next((v for n in names if (v := getattr(obj, n, None)) is not None), None)
 
 
 @dataclass(slots=True)

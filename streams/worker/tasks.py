@@ -1,10 +1,13 @@
-"""Asyncio helpers of the worker's app: a coroutine finished in a task, a repeated watch."""
+"""Asyncio helpers of the worker: a coroutine finished in a task, a watch, where tasks wait."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import types
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -52,3 +55,35 @@ async def finish(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
             waiting = coro.send(None) if thrown is None else coro.throw(thrown)
         except StopIteration as stop:
             return stop.value
+
+
+def task_waits(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Where each pending task of ``loop`` waits: its chain of awaits, outermost first.
+
+    Read-only and safe from another thread: a task that moves meanwhile shows where it was.
+    """
+    lines = []
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        chain = []
+        awaited: Any = task.get_coro()
+        for _ in range(40):  # deeper chains of awaits are cut short
+            frame = _first(awaited, ("cr_frame", "ag_frame", "gi_frame"))
+            if frame is None:  # an awaitable's wrapper, an async generator's asend, a task
+                awaited = next((r for r in gc.get_referents(awaited) if isinstance(r, _RUNS)), None)
+            else:
+                name = Path(frame.f_code.co_filename).name
+                chain.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
+                awaited = _first(awaited, ("cr_await", "ag_await", "gi_yieldfrom"))
+            if awaited is None:  # a future, or a coroutine not suspended
+                break
+        lines.append(f"{task.get_name()}: {' > '.join(chain) or 'not started'}")
+    return lines
+
+
+# what runs code with a frame, or holds what does (a task holds its coroutine)
+_RUNS = (types.CoroutineType, types.AsyncGeneratorType, types.GeneratorType, asyncio.Task)
+
+
+def _first(obj: Any, names: tuple[str, ...]) -> Any:
+    # coroutines, async generators and generators name the same links differently
+    return next((v for n in names if (v := getattr(obj, n, None)) is not None), None)

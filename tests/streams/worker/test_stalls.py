@@ -1,10 +1,9 @@
-"""Stalls: a worker stuck rebalancing or recovering says so once a minute."""
+"""Stalls: a worker that stands still says why, reads lost changelogs again, asks to rebalance."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Generator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +17,6 @@ from aupwatch.streams.worker.stalls import (
     STALL_AFTER,
     TICK_LATE,
     Stalls,
-    task_waits,
 )
 
 
@@ -47,49 +45,6 @@ def test_a_long_rebalance_or_recovery_is_said_once_a_minute(
     stalls.unsettled(301.0, settled=False)
     stalls.unsettled(301.0 + STALL_AFTER - 1, settled=False)
     assert _said(caplog) == []  # the clock restarted when Faust settled
-
-
-async def _events(event: asyncio.Event) -> AsyncIterator[None]:
-    await event.wait()
-    yield None
-
-
-async def _inner(event: asyncio.Event) -> None:
-    async for _ in _events(event):  # awaits an asend object, which names no generator
-        break
-
-
-class _Wrapped:
-    """Awaited as Faust awaits an agent: through a coroutine's own ``__await__``."""
-
-    def __init__(self, event: asyncio.Event) -> None:
-        self.event = event
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return _inner(self.event).__await__()
-
-
-async def _outer(event: asyncio.Event) -> None:
-    await _Wrapped(event)
-
-
-def test_task_waits_gives_each_tasks_chain_of_awaits() -> None:
-    async def main() -> list[str]:
-        event = asyncio.Event()
-        task = asyncio.create_task(_outer(event), name="held")
-        await asyncio.sleep(0)  # the task runs to its wait
-        lines = task_waits(asyncio.get_running_loop())
-        event.set()
-        await task
-        return lines
-
-    lines = asyncio.run(main())
-    held = [line for line in lines if line.startswith("held: ")]
-    assert len(held) == 1, lines
-    chain = held[0].removeprefix("held: ").split(" > ")
-    names = [link.split(" ")[-1] for link in chain]
-    assert names[:4] == ["_outer", "_inner", "_events", "wait"], chain
-    assert chain[0].startswith("test_stalls.py:")
 
 
 def test_a_long_rebalance_describes_the_apps_tasks_once(caplog: pytest.LogCaptureFixture) -> None:
