@@ -33,8 +33,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 # Framework messages that look alarming but are not, by logger (or a parent of it) and a
 # text the message contains ("" = every message): shown only with --log-level DEBUG.
 HARMLESS: tuple[tuple[str, str], ...] = (
-    # Faust's rebalance bookkeeping for sensors; aupwatch installs none
+    # Faust's rebalance bookkeeping for sensors; aupwatch installs none (mode logs the
+    # worker's app under the module of its subclass)
     ("faust.app.base", "Missing sensor state for rebalance"),
+    ("aupwatch.streams.worker.faust_app", "Missing sensor state for rebalance"),
     # a 1 s timer that ran longer (start-up, a checkpoint); real stalls have their own warning
     ("mode.timers", "is overlapping"),
     # kafka-python's connection retries: a failure that lasts ends the command with one line
