@@ -278,8 +278,8 @@ def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
     Returns:
         Partition -> the offset to read it again from.
     """
-    recovery = app.tables.recovery
-    if not recovery.in_recovery:
+    recovery = app.tables._recovery  # not ``recovery``, which would make it before Faust does
+    if recovery is None or not recovery.in_recovery:
         return {}
     moved, started = positions(app), recovery._recovery_started_at or now
     lost = {}

@@ -463,6 +463,9 @@ def test_changelog_records_the_client_passed_and_recovery_never_got_are_found() 
     ):
         assert name in source, name
     assert "def seek_wait" in inspect.getsource(transport_consumer.ThreadDelegateConsumer)
+    from faust.tables import manager
+
+    assert "self._recovery = Recovery(" in inspect.getsource(manager.TableManager)
 
     done, waiting, passed, quiet, fresh = (TP("c", p) for p in range(5))
     rec = SimpleNamespace(
@@ -482,12 +485,14 @@ def test_changelog_records_the_client_passed_and_recovery_never_got_are_found() 
         ),
     )
     app = SimpleNamespace(
-        tables=SimpleNamespace(recovery=rec),
+        tables=SimpleNamespace(_recovery=rec),
         consumer=SimpleNamespace(_thread=SimpleNamespace(_consumer=raw)),
     )
     # done: all received; waiting: the client has not passed offset 4; fresh: an event 1 s ago
     assert faust_app.lost_changelogs(app, 140.0, 30.0) == {passed: 4, quiet: 0}
     rec.in_recovery = False
+    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {}
+    app.tables._recovery = None  # Faust has not made its recovery yet
     assert faust_app.lost_changelogs(app, 140.0, 30.0) == {}
 
     sought: list[dict[TP, int]] = []
