@@ -10,8 +10,8 @@ consumer's ``_drain_messages`` (replaced through ``app._new_consumer`` by
 aiokafka itself, and to set its fetcher's ``_fetch_max_wait_ms``), mode's
 ``Worker._schedule_shutdown``, and ``app.rebalancing``/``app.in_recovery``; for the
 watches of a stuck worker, the consumer thread's ``thread_loop`` and ``_consumer``,
-aiokafka's fetch positions and its coordinator's ``request_rejoin``, and Faust's
-``_active_partitions``.
+aiokafka's fetch positions and its coordinator's ``request_rejoin``, Faust's
+``_active_partitions``, and its table recovery's offsets and event times.
 """
 
 from __future__ import annotations
@@ -296,9 +296,9 @@ def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
 async def read_again(app: Any, offsets: dict[TP, int]) -> None:
     """Seeks partitions back, and lets Faust's drain take what it already passed there."""
     consumer = app.consumer
-    await consumer.seek_wait(offsets)
-    for tp, offset in offsets.items():
+    for tp, offset in offsets.items():  # first: records of the new position may come at once
         consumer._read_offset[tp] = offset or None  # as Faust's own seek: None delivers all
+    await consumer.seek_wait(offsets)
 
 
 async def pause_fetching(consumer: Any, tps: set[TP]) -> None:
