@@ -264,7 +264,9 @@ def rejoin(app: Any) -> None:
     thread.thread_loop.call_soon_threadsafe(coordinator.request_rejoin)
 
 
-def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
+def lost_changelogs(
+    app: Any, moved: dict[TP, int | None], now: float, quiet: float
+) -> dict[TP, int]:
     """Changelog partitions whose records the client moved past and recovery never got.
 
     Faust drops records the client returned while it stops a batch (a rebalance) or finds
@@ -272,6 +274,7 @@ def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
 
     Args:
         app: The Faust app.
+        moved: The assigned partitions' fetch positions (``positions``).
         now: ``time.monotonic()``, Faust's recovery clock.
         quiet: Seconds a partition must have given the recovery nothing.
 
@@ -281,7 +284,7 @@ def lost_changelogs(app: Any, now: float, quiet: float) -> dict[TP, int]:
     recovery = app.tables._recovery  # not ``recovery``, which would make it before Faust does
     if recovery is None or not recovery.in_recovery:
         return {}
-    moved, started = positions(app), recovery._recovery_started_at or now
+    started = recovery._recovery_started_at or now
     lost = {}
     for tp in recovery.active_tps:
         got, last = recovery.active_offsets.get(tp), recovery.active_highwaters.get(tp)

@@ -96,13 +96,15 @@ class Stalls:
         calm = settled(self.app)
         self.unsettled(now, calm)
         self.stuck(now)
-        if calm:
-            self.still, self.reread = None, set()
+        moved = None if calm else positions(self.app)
+        if moved is None:
+            self.reread = set()
+            self.unmoving(now, None)
             return
         # each partition once a rebalance: if reading it again does not help, the rejoin will
         lost = {
             tp: offset
-            for tp, offset in lost_changelogs(self.app, now, RESEEK_AFTER).items()
+            for tp, offset in lost_changelogs(self.app, moved, now, RESEEK_AFTER).items()
             if tp not in self.reread
         }
         if lost:
@@ -113,7 +115,7 @@ class Stalls:
                 ", ".join(f"{tp.topic}[{tp.partition}] from {o}" for tp, o in sorted(lost.items())),
             )
             await read_again(self.app, lost)
-        elif self.unmoving(now, positions(self.app)):
+        elif self.unmoving(now, moved):
             rejoin(self.app)
 
     def unmoving(self, now: float, moved: dict[Any, int | None] | None) -> bool:

@@ -476,24 +476,14 @@ def test_changelog_records_the_client_passed_and_recovery_never_got_are_found() 
         active_highwaters={done: 9, waiting: 9, passed: 9, quiet: 9, fresh: 9},
         _active_events_received_at={passed: 110.0, fresh: 139.0},
     )
-    at = {done: 10, waiting: 4, passed: 10, quiet: 10, fresh: 10}
-    states = {tp: SimpleNamespace(has_valid_position=True, position=o) for tp, o in at.items()}
-    raw = SimpleNamespace(
-        assignment=lambda: set(at),
-        _subscription=SimpleNamespace(
-            subscription=SimpleNamespace(assignment=SimpleNamespace(state_value=states.get))
-        ),
-    )
-    app = SimpleNamespace(
-        tables=SimpleNamespace(_recovery=rec),
-        consumer=SimpleNamespace(_thread=SimpleNamespace(_consumer=raw)),
-    )
+    at: dict[TP, int | None] = {done: 10, waiting: 4, passed: 10, quiet: 10, fresh: 10}
+    app = SimpleNamespace(tables=SimpleNamespace(_recovery=rec))
     # done: all received; waiting: the client has not passed offset 4; fresh: an event 1 s ago
-    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {passed: 4, quiet: 0}
+    assert faust_app.lost_changelogs(app, at, 140.0, 30.0) == {passed: 4, quiet: 0}
     rec.in_recovery = False
-    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {}
+    assert faust_app.lost_changelogs(app, at, 140.0, 30.0) == {}
     app.tables._recovery = None  # Faust has not made its recovery yet
-    assert faust_app.lost_changelogs(app, 140.0, 30.0) == {}
+    assert faust_app.lost_changelogs(app, at, 140.0, 30.0) == {}
 
     sought: list[tuple[dict[TP, int], dict[TP, int | None]]] = []
 

@@ -144,7 +144,7 @@ def test_a_stuck_recovery_reads_lost_changelogs_again_once_then_asks_for_a_rebal
 
     monkeypatch.setattr(stalls, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(stalls, "settled", lambda app: calm[0])
-    monkeypatch.setattr(stalls, "lost_changelogs", lambda app, now, quiet: {tp: 4})
+    monkeypatch.setattr(stalls, "lost_changelogs", lambda app, moved, now, quiet: {tp: 4})
     monkeypatch.setattr(stalls, "read_again", read_again)
     monkeypatch.setattr(stalls, "positions", lambda app: {tp: 10})
     monkeypatch.setattr(stalls, "rejoin", lambda app: rejoined.append(clock[0]))
